@@ -1,0 +1,21 @@
+// Every atom troupe's actors use, in one place (CAF 0.17 atoms: at most 10 characters).
+#pragma once
+
+#include <caf/atom.hpp>
+
+namespace troupe {
+
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using work_atom = caf::atom_constant<caf::atom("work")>;
+using crash_atom = caf::atom_constant<caf::atom("crash")>;
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
+using rollouts_atom = caf::atom_constant<caf::atom("rollouts")>;
+using event_atom = caf::atom_constant<caf::atom("event")>;
+using ckpt_atom = caf::atom_constant<caf::atom("ckpt")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using restarts_atom = caf::atom_constant<caf::atom("restarts")>;
+using child_atom = caf::atom_constant<caf::atom("child")>;
+
+}  // namespace troupe

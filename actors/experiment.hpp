@@ -1,0 +1,44 @@
+// Experiments by name: what the `experiment:` key of a config selects. An experiment is
+// a function that gets a started actor system, the resolved config, the run directory
+// and its store actor, runs to the end (or to a stop request) and says how it ended.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "actors/experiment_config.hpp"
+
+namespace troupe {
+
+struct experiment_context {
+  caf::actor_system& sys;
+  const experiment_config& config;
+  std::string run_path;  // the run directory
+  caf::actor store;      // the store actor (actors/store_actor.hpp)
+  std::ostream& out;     // progress and summaries
+};
+
+// How an experiment ended. `status` becomes runs.status in the store.
+struct experiment_outcome {
+  std::string status = "finished";  // finished | stopped | failed
+  std::string message;              // one line for the terminal (and the event row if failed)
+};
+
+struct experiment_entry {
+  std::string name;
+  std::string summary;  // one line for `troupe run --help`
+  std::function<experiment_outcome(experiment_context&)> run;
+};
+
+// Every experiment troupe knows, in the order `--help` lists them.
+const std::vector<experiment_entry>& experiments();
+
+// The entry named `name`, or nullptr.
+const experiment_entry* find_experiment(const std::string& name);
+
+}  // namespace troupe

@@ -1,0 +1,40 @@
+// Every type that travels in a message, made serializable (CAF `inspect`) so an actor
+// can move to another process without code changes, and registered in one place:
+// register_message_types() is the only list. A type added to a protocol header must be
+// added there too; the bootstrap test checks each one round-trips through a serializer.
+#pragma once
+
+#include <caf/actor_system_config.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/store.hpp"
+
+namespace troupe {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, metric_row& x) {
+  return f(caf::meta::type_name("troupe::metric_row"), x.step, x.name, x.value, x.wall_time);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rollout_row& x) {
+  return f(caf::meta::type_name("troupe::rollout_row"), x.step, x.prompt, x.completion, x.reward,
+           x.rewards_json, x.verdicts_json, x.weight_version);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, checkpoint_row& x) {
+  return f(caf::meta::type_name("troupe::checkpoint_row"), x.step, x.path, x.wall_time);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_row& x) {
+  return f(caf::meta::type_name("troupe::event_row"), x.wall_time, x.kind, x.source, x.message);
+}
+
+void register_message_types(caf::actor_system_config& cfg);
+
+}  // namespace troupe

@@ -1,0 +1,28 @@
+// The store actor: the one writer of a run's SQLite store. Other actors send it what
+// the run should remember; it runs detached (its own thread), so disk waits never stall
+// the scheduler's workers.
+//
+// Protocol (all requests answer once the rows are committed, so a caller that awaits
+// the answer knows its data survives a crash):
+//   (metrics_atom, std::vector<metric_row>)   -> bool    one transaction
+//   (rollouts_atom, std::vector<rollout_row>) -> bool    one transaction
+//   (ckpt_atom, checkpoint_row)               -> bool
+//   (event_atom, event_row)                   -> bool
+//   (status_atom, std::string status)         -> bool    sets runs.status and ended_at
+//                                                        (unless status is "running")
+//   (flush_atom)                              -> bool    answered after every message
+//                                                        that reached the actor before it
+// A write that fails answers errc::system_failure naming the store file.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/message_types.hpp"  // inspect() for the rows below
+#include "core/store.hpp"
+
+namespace troupe {
+
+caf::actor spawn_store_actor(caf::actor_system& sys, run_store store);
+
+}  // namespace troupe

@@ -1,0 +1,39 @@
+// A supervisor owns one child actor and stands in for it: every message sent to the
+// supervisor is delegated to the current child, so callers keep one handle for the
+// child's whole life. When the child terminates abnormally (an exception in a handler,
+// an error exit), the supervisor records an `event` row ("restart") through the store
+// actor and spawns a fresh child from the factory. A request the crashed child was
+// handling fails with the child's exit reason; later requests reach the new child.
+//
+// Restarts are limited: more than `max_restarts` within `window` and the supervisor
+// gives up, records a "give_up" event and exits with errc::restart_limit, which reaches
+// whoever monitors or links to it (the coordinator), so the run stops with a reason
+// instead of looping.
+//
+// Extra protocol of the supervisor itself:
+//   (restarts_atom) -> int           restarts so far
+//   (child_atom)    -> caf::actor    the current child (tests)
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <chrono>
+#include <functional>
+#include <string>
+
+namespace troupe {
+
+struct supervisor_spec {
+  std::string name;  // names the child in events, e.g. "smoke-worker-0"
+  // Spawns the child; called with the supervisor as `self` (use self->spawn).
+  std::function<caf::actor(caf::event_based_actor* self)> factory;
+  int max_restarts = 3;
+  std::chrono::milliseconds window{std::chrono::seconds(60)};
+  caf::actor store;  // the store actor for event rows; may be invalid (no rows)
+};
+
+caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);
+
+}  // namespace troupe

@@ -1,0 +1,124 @@
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include <iostream>
+
+#include "actors/atoms.hpp"
+#include "actors/errors.hpp"
+#include "actors/experiment.hpp"
+#include "actors/store_actor.hpp"
+#include "cli/commands.hpp"
+#include "core/config_tree.hpp"
+#include "core/error.hpp"
+#include "core/stop.hpp"
+
+namespace troupe::cli {
+
+namespace {
+
+void print_run_help() {
+  std::cout << "usage: troupe run CONFIG [key=value ...] [--print-config]\n\n"
+               "Runs the experiment named by CONFIG's `experiment:` key in a new run directory\n"
+               "under run.dir (default runs/), holding store.sqlite and the resolved config.yaml.\n\n"
+               "  key=value        override any config key by its dotted path, e.g. run.seed=3\n"
+               "  --print-config   print the resolved config (defaults, files, overrides) and exit\n\n"
+               "Experiments:\n";
+  for (const auto& e : experiments()) std::cout << "  " << e.name << "  " << e.summary << '\n';
+  std::cout << "\nCtrl-C stops the run at the next step; the run is recorded as stopped.\n";
+}
+
+struct run_request {
+  std::string config_path;
+  std::vector<std::string> overrides;
+  bool print_config = false;
+};
+
+run_request parse_args(const args& a) {
+  run_request r;
+  for (const auto& arg : a) {
+    if (arg == "--print-config") r.print_config = true;
+    else if (arg.rfind("--", 0) == 0) throw input_error("run: unknown option '" + arg + "' (see troupe run --help)");
+    else if (r.config_path.empty() && arg.find('=') == std::string::npos) r.config_path = arg;
+    else r.overrides.push_back(arg);
+  }
+  if (r.config_path.empty()) throw input_error("run: missing CONFIG (usage: troupe run CONFIG [key=value ...])");
+  return r;
+}
+
+// Loads, overrides, binds and validates; throws input_error naming file:line and key.
+experiment_config resolve(const run_request& r) {
+  config_node tree = load_config_tree(r.config_path);
+  for (const auto& o : r.overrides) apply_override(tree, o);
+  auto cfg = read_config<experiment_config>(tree);
+  std::vector<std::string> names;
+  for (const auto& e : experiments()) names.push_back(e.name);
+  const config_node* where = tree.find("experiment");
+  if (cfg.experiment.empty())
+    throw input_error((where ? where->where.to_string() : r.config_path) +
+                      ": experiment: required key is missing or empty" + suggest("", names));
+  if (find_experiment(cfg.experiment) == nullptr)
+    throw input_error(where->where.to_string() + ": experiment: unknown experiment '" + cfg.experiment + "'" +
+                      suggest(cfg.experiment, names));
+  return cfg;
+}
+
+int exit_code_for(const std::string& status) {
+  if (status == "finished") return 0;
+  if (status == "stopped") return 130;
+  return 1;
+}
+
+}  // namespace
+
+int cmd_run(const args& a) {
+  if (wants_help(a)) {
+    print_run_help();
+    return 0;
+  }
+  const run_request req = parse_args(a);
+  const experiment_config cfg = resolve(req);
+  const std::string yaml = write_config(cfg);
+  if (req.print_config) {
+    std::cout << yaml;
+    return 0;
+  }
+
+  new_run run = create_run_dir(cfg.run, cfg.experiment, yaml);
+  std::cout << "run directory: " << run.path << '\n';
+  install_stop_handlers();
+
+  caf::actor_system_config sys_cfg;
+  configure_actor_system(sys_cfg, cfg.system);
+  caf::actor_system sys{sys_cfg};
+  caf::actor store = spawn_store_actor(sys, std::move(run.store));
+
+  experiment_context ctx{sys, cfg, run.path, store, std::cout};
+  experiment_outcome outcome;
+  try {
+    outcome = find_experiment(cfg.experiment)->run(ctx);
+  } catch (const std::exception& e) {
+    outcome = {"failed", e.what()};
+  }
+
+  caf::scoped_actor self{sys};
+  if (outcome.status == "failed")
+    self->request(store, caf::infinite, event_atom::value, event_row{wall_clock_now(), "error", "run", outcome.message})
+      .receive([](bool) {}, [](caf::error&) {});
+  self->request(store, caf::infinite, status_atom::value, outcome.status)
+    .receive([](bool) {},
+             [&](caf::error& err) { std::cerr << "troupe: could not record the run's end: " << render(err) << '\n'; });
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+
+  std::cout << outcome.message << (outcome.message.empty() ? "" : "\n") << "run " << outcome.status << ": "
+            << run.path << '\n';
+  return exit_code_for(outcome.status);
+}
+
+bool wants_help(const args& a) {
+  for (const auto& x : a)
+    if (x == "-h" || x == "--help") return true;
+  return false;
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,47 @@
+// troupe: post-training language-model policies with reinforcement learning, where
+// every part of an experiment is an actor. This file only dispatches subcommands.
+#include <iostream>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "core/error.hpp"
+
+namespace {
+
+constexpr const char* usage = R"(usage: troupe COMMAND [ARGS...]
+
+Commands:
+  run CONFIG [key=value ...]   run the experiment a config names, in a new run directory
+  runs list|show|export        inspect the run directories and their stores
+  version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
+
+Run `troupe COMMAND --help` for a command's options.
+)";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  troupe::cli::args rest(argv + (argc > 1 ? 2 : 1), argv + argc);
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  try {
+    if (cmd == "run") return troupe::cli::cmd_run(rest);
+    if (cmd == "runs") return troupe::cli::cmd_runs(rest);
+    if (cmd == "version" || cmd == "--version") return troupe::cli::cmd_version(rest);
+    if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+      std::cout << usage;
+      return 0;
+    }
+    if (cmd.empty()) {
+      std::cerr << usage;
+      return 2;
+    }
+    std::cerr << "troupe: unknown command '" << cmd << "'\n" << usage;
+    return 2;
+  } catch (const troupe::input_error& e) {
+    std::cerr << "troupe: " << e.what() << '\n';
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "troupe: " << e.what() << '\n';
+    return 1;
+  }
+}

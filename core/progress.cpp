@@ -1,0 +1,79 @@
+#include "core/progress.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+
+#include "core/error.hpp"
+
+namespace troupe {
+
+progress_style parse_progress_style(const std::string& text) {
+  if (text == "auto") return progress_style::automatic;
+  if (text == "bar") return progress_style::bar;
+  if (text == "log") return progress_style::log;
+  if (text == "off") return progress_style::off;
+  throw input_error("progress style '" + text + "': expected auto, bar, log or off");
+}
+
+progress::progress(std::string stage, std::int64_t total, progress_style style, std::ostream& out)
+  : stage_(std::move(stage)), total_(total > 0 ? total : 1), style_(style), out_(out), start_(clock::now()) {
+  if (style_ == progress_style::automatic)
+    style_ = ::isatty(STDOUT_FILENO) ? progress_style::bar : progress_style::log;
+}
+
+namespace {
+std::string format_duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "?";
+  auto total = static_cast<long long>(s + 0.5);
+  char buf[32];
+  if (total >= 3600)
+    std::snprintf(buf, sizeof(buf), "%lld:%02lld:%02lld", total / 3600, (total / 60) % 60, total % 60);
+  else
+    std::snprintf(buf, sizeof(buf), "%02lld:%02lld", total / 60, total % 60);
+  return buf;
+}
+}  // namespace
+
+std::string progress::render(std::int64_t done, const std::vector<std::pair<std::string, double>>& figures,
+                             double elapsed_s) const {
+  char buf[64];
+  std::string line = stage_ + " " + std::to_string(done) + "/" + std::to_string(total_);
+  if (style_ == progress_style::bar) {
+    constexpr int width = 24;
+    int filled = static_cast<int>(width * static_cast<double>(done) / static_cast<double>(total_));
+    line += " [" + std::string(static_cast<std::size_t>(filled), '#') +
+            std::string(static_cast<std::size_t>(width - filled), '.') + "]";
+  }
+  for (const auto& [name, value] : figures) {
+    std::snprintf(buf, sizeof(buf), " %s=%.4g", name.c_str(), value);
+    line += buf;
+  }
+  double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0.0;
+  double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : NAN;
+  std::snprintf(buf, sizeof(buf), " %.3g/s", rate);
+  line += buf;
+  line += " elapsed " + format_duration(elapsed_s) + " eta " + format_duration(eta);
+  return line;
+}
+
+void progress::update(std::int64_t done, const std::vector<std::pair<std::string, double>>& figures) {
+  if (style_ == progress_style::off) return;
+  double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
+  if (style_ == progress_style::bar) {
+    out_ << "\r\033[K" << render(done, figures, elapsed) << std::flush;
+  } else {
+    out_ << render(done, figures, elapsed) << '\n' << std::flush;
+  }
+}
+
+void progress::finish() {
+  if (finished_ || style_ == progress_style::off) return;
+  finished_ = true;
+  double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
+  if (style_ == progress_style::bar) out_ << '\n';
+  out_ << stage_ << " done in " << format_duration(elapsed) << '\n' << std::flush;
+}
+
+}  // namespace troupe

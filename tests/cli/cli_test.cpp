@@ -1,0 +1,178 @@
+// The `troupe` binary as a user runs it: exit codes, one-line errors, run directories.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "core/run_dir.hpp"
+#include "core/store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace troupe {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct cli_result {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs `troupe ARGS` in `cwd` through the shell.
+cli_result troupe(const testing::temp_dir& cwd, const std::string& args) {
+  const std::string out = cwd / ".out", err = cwd / ".err";
+  std::string cmd = "cd '" + cwd.path().string() + "' && '" TROUPE_BINARY "' " + args + " >'" + out + "' 2>'" + err +
+                    "' </dev/null";
+  int status = std::system(cmd.c_str());
+  cli_result r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  fs::remove(out);
+  fs::remove(err);
+  return r;
+}
+
+const std::string smoke = std::string(TROUPE_SOURCE_DIR) + "/examples/smoke.yaml";
+
+std::vector<std::string> runs_in(const testing::temp_dir& dir) {
+  std::vector<std::string> out;
+  if (!fs::exists(dir / "runs")) return out;
+  for (const auto& e : fs::directory_iterator(dir / "runs")) out.push_back(e.path().filename().string());
+  return out;
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(cli, help_lists_commands_and_every_command_has_help) {
+  testing::temp_dir dir;
+  auto r = troupe(dir, "--help");
+  EXPECT_EQ(r.code, 0);
+  for (const char* c : {"run CONFIG", "runs list", "version"}) EXPECT_NE(r.out.find(c), std::string::npos) << c;
+  for (const char* c : {"run --help", "runs --help", "version --help"}) {
+    auto h = troupe(dir, c);
+    EXPECT_EQ(h.code, 0) << c;
+    EXPECT_NE(h.out.find("usage: troupe"), std::string::npos) << c;
+  }
+  EXPECT_NE(troupe(dir, "run --help").out.find("smoke"), std::string::npos) << "experiments are listed";
+  auto bad = troupe(dir, "fly");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("unknown command 'fly'"), std::string::npos);
+}
+
+TEST(cli, version_names_troupe_caf_and_libtorch) {
+  testing::temp_dir dir;
+  auto r = troupe(dir, "version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("troupe 0.1.0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CAF 0.17.6"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("LibTorch 2.11.0"), std::string::npos) << r.out;
+}
+
+TEST(cli, smoke_run_writes_a_store_that_runs_list_show_and_export_read) {
+  testing::temp_dir dir;
+  auto r = troupe(dir, "run '" + smoke + "' smoke.steps=6 smoke.crash_at_step=2 run.name=s1 system.progress=log");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("smoke 6/6"), std::string::npos) << "progress lines when stdout is not a TTY\n" << r.out;
+  EXPECT_NE(r.out.find("run finished: runs/s1"), std::string::npos) << r.out;
+
+  auto store = run_store::open(dir / "runs/s1/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.info().status, "finished");
+  EXPECT_EQ(store.metrics("smoke/requests").size(), 6u);
+  for (const auto& m : store.metrics("smoke/checksum_errors")) EXPECT_EQ(m.value, 0.0);
+  double failed = 0;
+  for (const auto& m : store.metrics("smoke/failed_requests")) failed += m.value;
+  EXPECT_EQ(failed, 0.0) << "only the crash request itself may fail";
+  auto events = store.events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, "restart");
+  EXPECT_NE(store.config_yaml().find("crash_at_step: 2"), std::string::npos);
+  EXPECT_EQ(slurp(dir / "runs/s1/config.yaml"), store.config_yaml());
+
+  auto list = troupe(dir, "runs list");
+  EXPECT_EQ(list.code, 0);
+  EXPECT_NE(list.out.find("s1"), std::string::npos);
+  EXPECT_NE(list.out.find("finished"), std::string::npos) << list.out;
+
+  auto show = troupe(dir, "runs show s1");
+  EXPECT_EQ(show.code, 0);
+  EXPECT_NE(show.out.find("smoke/round_trip_ms_mean"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("restart"), std::string::npos) << show.out;
+
+  auto exp = troupe(dir, "runs export s1 --csv m.csv");
+  EXPECT_EQ(exp.code, 0) << exp.err;
+  auto csv = slurp(dir / "m.csv");
+  EXPECT_EQ(csv.rfind("step,name,value,wall_time\r\n", 0), 0u) << csv.substr(0, 80);
+  EXPECT_EQ(lines(csv), 1 + 6 * 6) << "header + 6 metrics x 6 steps";
+  EXPECT_NE(csv.find("\r\n0,smoke/requests,64.0,"), std::string::npos);
+
+  EXPECT_EQ(troupe(dir, "runs show nope").code, 2);
+  EXPECT_EQ(troupe(dir, "runs export s1").code, 2);
+}
+
+TEST(cli, print_config_shows_the_resolved_config_which_reads_back_identically) {
+  testing::temp_dir dir;
+  auto r = troupe(dir, "run '" + smoke + "' --print-config smoke.workers=3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("experiment: \"smoke\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  workers: 3  # "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("threads: 0"), std::string::npos) << "defaults are printed too";
+  dir.write("printed.yaml", r.out);
+  auto again = troupe(dir, "run printed.yaml --print-config");
+  EXPECT_EQ(again.out, r.out);
+  EXPECT_TRUE(runs_in(dir).empty());
+}
+
+// Each bad input: exit code 2, one line on stderr naming where and what, no run left.
+struct bad_case {
+  const char* what;
+  const char* file;   // content of bad.yaml, or nullptr for "no such file"
+  const char* args;   // after the config path
+  const char* expect; // substring of the error line
+};
+
+TEST(cli, bad_input_gives_one_clear_line_exit_2_and_no_run_directory) {
+  const bad_case cases[] = {
+    {"missing file", nullptr, "", "config file 'bad.yaml': cannot read (No such file or directory)"},
+    {"yaml syntax", "experiment: smoke\nsmoke: [1, 2\n", "", "bad.yaml:3:1: YAML syntax error"},
+    {"unknown key", "experiment: smoke\nsmoke:\n  stepz: 3\n", "", "bad.yaml:3: smoke.stepz: unknown key (did you mean 'steps'?)"},
+    {"wrong type", "experiment: smoke\nsmoke:\n  steps: many\n", "", "bad.yaml:3: smoke.steps: expected an integer, got 'many'"},
+    {"out of range", "experiment: smoke\nsystem:\n  threads: -4\n", "", "bad.yaml:3: system.threads: must be in [0, 1024], got -4"},
+    {"unknown experiment", "experiment: smok\n", "", "bad.yaml:1: experiment: unknown experiment 'smok' (did you mean 'smoke'?)"},
+    {"no experiment", "run:\n  seed: 1\n", "", "experiment: required key is missing"},
+    {"bad override", "experiment: smoke\n", "smoke.steps=x", "command line (smoke.steps=x): smoke.steps: expected an integer, got 'x'"},
+    {"unknown override", "experiment: smoke\n", "trainer.lr=1e-5", "command line (trainer.lr=1e-5): trainer: unknown key"},
+    {"unknown option", "experiment: smoke\n", "--fast", "run: unknown option '--fast'"},
+  };
+  for (const auto& c : cases) {
+    testing::temp_dir dir;
+    if (c.file) dir.write("bad.yaml", c.file);
+    auto r = troupe(dir, std::string("run bad.yaml ") + c.args);
+    EXPECT_EQ(r.code, 2) << c.what << ": " << r.err;
+    EXPECT_NE(r.err.find(c.expect), std::string::npos) << c.what << ": " << r.err;
+    EXPECT_EQ(lines(r.err), 1) << c.what << ": " << r.err;
+    EXPECT_TRUE(runs_in(dir).empty()) << c.what;
+  }
+}
+
+TEST(cli, run_dir_that_cannot_be_created_fails_cleanly) {
+  testing::temp_dir dir;
+  dir.write("blocker", "a file where the runs folder should go");
+  auto r = troupe(dir, "run '" + smoke + "' run.dir=blocker/runs");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("run.dir 'blocker/runs': cannot create"), std::string::npos) << r.err;
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+}
+
+}  // namespace
+}  // namespace troupe

@@ -1,0 +1,163 @@
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/error.hpp"
+#include "core/store.hpp"
+#include "tests/support/temp_dir.hpp"
+
+namespace troupe {
+namespace {
+
+run_info test_info() {
+  run_info info;
+  info.name = "r1";
+  info.experiment = "smoke";
+  info.started_at = 100.0;
+  info.troupe_version = "0.1.0";
+  return info;
+}
+
+// Runs one SQL query returning a single text value, through bare SQLite.
+std::string query_text(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  std::string out;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+    out = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+TEST(run_store, records_the_run_and_its_config) {
+  testing::temp_dir dir;
+  auto path = dir / "s.sqlite";
+  { run_store::create(path, test_info(), "experiment: smoke\n"); }
+  auto store = run_store::open(path, store_mode::read_only);
+  auto info = store.info();
+  EXPECT_EQ(info.name, "r1");
+  EXPECT_EQ(info.experiment, "smoke");
+  EXPECT_EQ(info.status, "running");
+  EXPECT_DOUBLE_EQ(info.started_at, 100.0);
+  EXPECT_EQ(store.config_yaml(), "experiment: smoke\n");
+  EXPECT_EQ(query_text(path, "PRAGMA journal_mode"), "wal");
+}
+
+TEST(run_store, metrics_read_back_in_step_order_and_by_name) {
+  testing::temp_dir dir;
+  auto store = run_store::create(dir / "s.sqlite", test_info(), "");
+  store.log_metrics({{1, "train/loss", 0.5, 10.0}, {0, "train/loss", 0.9, 9.0}, {0, "time/step_s", 2.0, 9.0}});
+  auto all = store.metrics();
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].step, 0);
+  EXPECT_EQ(all[2].step, 1);
+  auto loss = store.metrics("train/loss");
+  ASSERT_EQ(loss.size(), 2u);
+  EXPECT_DOUBLE_EQ(loss[0].value, 0.9);
+  EXPECT_DOUBLE_EQ(loss[1].value, 0.5);
+  EXPECT_EQ(store.metric_names(), (std::vector<std::string>{"time/step_s", "train/loss"}));
+  auto s = store.summary();
+  EXPECT_EQ(s.last_step, 1);
+  EXPECT_EQ(s.metric_rows, 3);
+}
+
+TEST(run_store, rollouts_checkpoints_events_and_status_round_trip) {
+  testing::temp_dir dir;
+  auto store = run_store::create(dir / "s.sqlite", test_info(), "");
+  store.log_rollouts({{3, "1+1=", "2", 1.0, R"({"correct":1})", "[]", 2}});
+  store.record_checkpoint({4, "checkpoints/step_4", 11.0});
+  store.log_event({12.0, "restart", "worker-0", "crashed"});
+  store.set_status("finished", 13.0);
+  auto r = store.rollouts();
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].completion, "2");
+  EXPECT_EQ(r[0].weight_version, 2);
+  EXPECT_EQ(r[0].rewards_json, R"({"correct":1})");
+  ASSERT_EQ(store.checkpoints().size(), 1u);
+  EXPECT_EQ(store.checkpoints()[0].path, "checkpoints/step_4");
+  ASSERT_EQ(store.events().size(), 1u);
+  EXPECT_EQ(store.events()[0].kind, "restart");
+  EXPECT_EQ(store.info().status, "finished");
+  EXPECT_DOUBLE_EQ(store.info().ended_at, 13.0);
+  EXPECT_EQ(store.summary().checkpoints, 1);
+}
+
+TEST(run_store, refuses_to_create_over_an_existing_file) {
+  testing::temp_dir dir;
+  auto path = dir.write("s.sqlite", "x");
+  EXPECT_THROW(run_store::create(path, test_info(), ""), system_error);
+}
+
+TEST(run_store, opening_something_else_is_a_clear_input_error) {
+  testing::temp_dir dir;
+  try {
+    run_store::open(dir / "missing.sqlite", store_mode::read_only);
+    FAIL();
+  } catch (const input_error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.sqlite': no such file"), std::string::npos) << e.what();
+  }
+  auto junk = dir.write("junk.sqlite", "this is not a database at all, just text that is long enough");
+  try {
+    run_store::open(junk, store_mode::read_only);
+    FAIL();
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("junk.sqlite"), std::string::npos) << e.what();
+  }
+}
+
+TEST(run_store, read_only_handle_cannot_write) {
+  testing::temp_dir dir;
+  { run_store::create(dir / "s.sqlite", test_info(), ""); }
+  auto ro = run_store::open(dir / "s.sqlite", store_mode::read_only);
+  EXPECT_THROW(ro.log_metrics({{0, "x", 1.0, 1.0}}), system_error);
+}
+
+// A writer killed with SIGKILL in the middle of its batches: the store reopens, passes
+// SQLite's integrity check, holds every batch the writer reported committed, and no
+// part of the batch that was open when it died.
+TEST(run_store, survives_sigkill_of_its_writer_mid_batch) {
+  testing::temp_dir dir;
+  const auto path = dir / "s.sqlite";
+  constexpr int batch = 5000;
+  { run_store::create(path, test_info(), ""); }
+
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    auto store = run_store::open(path, store_mode::read_write);
+    std::vector<metric_row> rows(batch);
+    for (std::int64_t b = 0;; ++b) {
+      for (int i = 0; i < batch; ++i) rows[static_cast<std::size_t>(i)] = {b, "m", static_cast<double>(i), 0.0};
+      store.log_metrics(rows);
+      std::int64_t committed = b + 1;
+      if (::write(pipefd[1], &committed, sizeof(committed)) != sizeof(committed)) ::_exit(3);
+    }
+  }
+  ::close(pipefd[1]);
+  std::int64_t committed = 0, last = 0;
+  while (last < 20 && ::read(pipefd[0], &last, sizeof(last)) == sizeof(last)) committed = last;
+  ::kill(pid, SIGKILL);  // lands while the child is inside its next batch, most times
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::close(pipefd[0]);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  ASSERT_GE(committed, 20);
+
+  EXPECT_EQ(query_text(path, "PRAGMA integrity_check"), "ok");
+  auto store = run_store::open(path, store_mode::read_write);
+  auto rows = store.summary().metric_rows;
+  EXPECT_GE(rows, committed * batch);
+  EXPECT_EQ(rows % batch, 0) << "a batch was half written";
+  store.log_metrics({{999, "after", 1.0, 0.0}});  // and it takes writes again
+  EXPECT_EQ(store.metrics("after").size(), 1u);
+}
+
+}  // namespace
+}  // namespace troupe
