@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "policies/device.hpp"
+#include "actors/torch_plugin.hpp"
 #include "troupe/build_info.hpp"
 
 namespace troupe::cli {
@@ -14,7 +14,7 @@ int cmd_version(const args& a) {
     return 0;
   }
   namespace b = build_info;
-  const auto dev = probe_devices();
+  const auto dev = torch_plugin().probe_devices();  // loads LibTorch
   std::cout << "troupe " << b::troupe_version << " (" << b::build_type << ")\n"
             << "CAF " << b::caf_version << "\n"
             << "LibTorch " << b::torch_version << " (runtime " << dev.torch_version << ", built for CUDA "

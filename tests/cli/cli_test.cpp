@@ -28,11 +28,11 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-// Runs `troupe ARGS` in `cwd` through the shell.
-cli_result troupe(const testing::temp_dir& cwd, const std::string& args) {
+// Runs `[env] troupe ARGS` in `cwd` through the shell.
+cli_result troupe(const testing::temp_dir& cwd, const std::string& args, const std::string& env = "") {
   const std::string out = cwd / ".out", err = cwd / ".err";
-  std::string cmd = "cd '" + cwd.path().string() + "' && '" TROUPE_BINARY "' " + args + " >'" + out + "' 2>'" + err +
-                    "' </dev/null";
+  std::string cmd = "cd '" + cwd.path().string() + "' && " + env + " '" TROUPE_BINARY "' " + args + " >'" + out +
+                    "' 2>'" + err + "' </dev/null";
   int status = std::system(cmd.c_str());
   cli_result r;
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -77,6 +77,16 @@ TEST(cli, version_names_troupe_caf_and_libtorch) {
   EXPECT_NE(r.out.find("troupe 0.1.0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("CAF 0.17.6"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("LibTorch 2.11.0"), std::string::npos) << r.out;
+}
+
+TEST(cli, version_says_which_plugin_paths_it_tried_when_libtorch_cannot_load) {
+  testing::temp_dir dir;
+  auto r = troupe(dir, "version");
+  ASSERT_EQ(r.code, 0);
+  auto bad = troupe(dir, "version", "TROUPE_TORCH_PLUGIN=/nonexistent/libtroupe_torch.so");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("cannot load the LibTorch plugin"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("/nonexistent/libtroupe_torch.so: no such file"), std::string::npos) << bad.err;
 }
 
 TEST(cli, smoke_run_writes_a_store_that_runs_list_show_and_export_read) {

@@ -1,0 +1,32 @@
+// LibTorch is loaded on demand. The `troupe` binary does not link it: loading the
+// LibTorch libraries costs 0.3-0.4 s and about 450 MiB before main() even starts, which
+// `troupe --help`, `troupe runs` or an experiment without a policy should never pay.
+// Everything that needs torch is reached through the torch plugin
+// (`libtroupe_torch.so`, built from actors/torch_plugin_entry.cpp), which torch_plugin()
+// dlopens the first time it is called.
+//
+// This header does not include torch; it is the whole contract between the binary and
+// the plugin. Bump abi_version when torch_plugin_api changes.
+#pragma once
+
+#include <string>
+
+#include "policies/device.hpp"
+
+namespace troupe {
+
+struct torch_plugin_api {
+  static constexpr int current_abi = 1;
+  int abi_version = current_abi;
+  device_report (*probe_devices)() = nullptr;
+};
+
+// The plugin's entry point, looked up with dlsym by this name.
+inline constexpr const char* torch_plugin_symbol = "troupe_torch_plugin_api";
+
+// Loads the plugin once and returns its API. The plugin is found at $TROUPE_TORCH_PLUGIN
+// if set, else beside the running executable, else in ../lib/troupe/ from it. Throws
+// system_error naming every path tried and dlerror()'s text when it cannot be loaded.
+const torch_plugin_api& torch_plugin();
+
+}  // namespace troupe
