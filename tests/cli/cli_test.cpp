@@ -130,6 +130,21 @@ TEST(cli, smoke_run_writes_a_store_that_runs_list_show_and_export_read) {
   EXPECT_EQ(troupe(dir, "runs export s1").code, 2);
 }
 
+TEST(cli, ctrl_c_stops_a_run_at_the_next_step_and_records_it_as_stopped) {
+  testing::temp_dir dir;
+  // Long enough that the signal lands mid-run; SIGINT as a terminal's Ctrl-C sends it.
+  const std::string cmd = "cd '" + dir.path().string() + "' && ('" TROUPE_BINARY "' run '" + smoke +
+                          "' smoke.steps=1000000 run.name=long system.progress=off >out.txt 2>&1 & pid=$!; "
+                          "sleep 0.5; kill -INT $pid; wait $pid; echo $? > code.txt)";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(slurp(dir / "code.txt"), "130\n") << slurp(dir / "out.txt");
+  auto store = run_store::open(dir / "runs/long/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.info().status, "stopped");
+  auto steps = store.metrics("smoke/requests").size();
+  EXPECT_GT(steps, 0u);
+  EXPECT_LT(steps, 1000000u);
+}
+
 TEST(cli, print_config_shows_the_resolved_config_which_reads_back_identically) {
   testing::temp_dir dir;
   auto r = troupe(dir, "run '" + smoke + "' --print-config smoke.workers=3");

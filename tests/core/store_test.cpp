@@ -4,6 +4,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <thread>
+
 #include "core/error.hpp"
 #include "core/store.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -142,8 +145,15 @@ TEST(run_store, survives_sigkill_of_its_writer_mid_batch) {
   }
   ::close(pipefd[1]);
   std::int64_t committed = 0, last = 0;
-  while (last < 20 && ::read(pipefd[0], &last, sizeof(last)) == sizeof(last)) committed = last;
-  ::kill(pid, SIGKILL);  // lands while the child is inside its next batch, most times
+  auto first_commit = std::chrono::steady_clock::now();
+  while (last < 20 && ::read(pipefd[0], &last, sizeof(last)) == sizeof(last)) {
+    if (last == 1) first_commit = std::chrono::steady_clock::now();
+    committed = last;
+  }
+  // Kill half a batch later: inside the next batch's transaction.
+  auto per_batch = (std::chrono::steady_clock::now() - first_commit) / 19;
+  std::this_thread::sleep_for(per_batch / 2);
+  ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
   ::close(pipefd[0]);
