@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds one libFuzzer target with clang (address + undefined sanitizers) and runs it.
+#   scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]
+# TARGET is safetensors or tokenizer; each fuzzes a parser of outside bytes. The
+# corpus starts from tests/fuzz/corpus/TARGET and grows in BUILD_DIR. A crash leaves
+# its input in BUILD_DIR and the script exits non-zero.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]}
+seconds=${2:-20}
+out=${3:-build/fuzz}
+mkdir -p "$out/corpus-$target"
+
+case "$target" in
+  safetensors) sources="policies/safetensors.cpp core/error.cpp" ;;
+  tokenizer)   sources="policies/tokenizer.cpp policies/bpe_tokenizer.cpp policies/char_tokenizer.cpp core/error.cpp" ;;
+  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer)" >&2; exit 2 ;;
+esac
+
+bin="$out/${target}_fuzz"
+# shellcheck disable=SC2086
+clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+  -I. $(pkg-config --cflags re2) tests/fuzz/${target}_fuzz.cpp $sources \
+  $(pkg-config --libs re2) -o "$bin"
+seeds=()
+[ -d "tests/fuzz/corpus/$target" ] && seeds=("tests/fuzz/corpus/$target")
+"$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+  -artifact_prefix="$out/crash-$target-" "$out/corpus-$target" "${seeds[@]}"
