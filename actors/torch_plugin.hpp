@@ -10,15 +10,19 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "policies/device.hpp"
 
 namespace troupe {
 
 struct torch_plugin_api {
-  static constexpr int current_abi = 1;
+  static constexpr int current_abi = 2;
   int abi_version = current_abi;
   device_report (*probe_devices)() = nullptr;
+  // `troupe generate ARGS...` (cli/cmd_generate.cpp): returns the exit code; throws
+  // input_error / system_error like the other commands.
+  int (*cmd_generate)(const std::vector<std::string>& args) = nullptr;
 };
 
 // The plugin's entry point, looked up with dlsym by this name.

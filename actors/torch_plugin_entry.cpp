@@ -1,11 +1,13 @@
 // The torch plugin's entry point (see actors/torch_plugin.hpp): the only symbol the
 // `troupe` binary looks up in libtroupe_torch.so.
 #include "actors/torch_plugin.hpp"
+#include "cli/commands.hpp"
 
 extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api* troupe_torch_plugin_api() {
   static const troupe::torch_plugin_api api = [] {
     troupe::torch_plugin_api a;
     a.probe_devices = &troupe::probe_devices;
+    a.cmd_generate = &troupe::cli::cmd_generate;
     return a;
   }();
   return &api;

@@ -115,10 +115,4 @@ int cmd_run(const args& a) {
   return exit_code_for(outcome.status);
 }
 
-bool wants_help(const args& a) {
-  for (const auto& x : a)
-    if (x == "-h" || x == "--help") return true;
-  return false;
-}
-
 }  // namespace troupe::cli

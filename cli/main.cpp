@@ -3,6 +3,7 @@
 #include <iostream>
 #include <string>
 
+#include "actors/torch_plugin.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 
@@ -13,6 +14,7 @@ constexpr const char* usage = R"(usage: troupe COMMAND [ARGS...]
 Commands:
   run CONFIG [key=value ...]   run the experiment a config names, in a new run directory
   runs list|show|export        inspect the run directories and their stores
+  generate --model DIR --prompt TEXT   sample a completion from a Hugging Face model
   version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
 
 Run `troupe COMMAND --help` for a command's options.
@@ -27,6 +29,7 @@ int main(int argc, char** argv) {
     if (cmd == "run") return troupe::cli::cmd_run(rest);
     if (cmd == "runs") return troupe::cli::cmd_runs(rest);
     if (cmd == "version" || cmd == "--version") return troupe::cli::cmd_version(rest);
+    if (cmd == "generate") return troupe::torch_plugin().cmd_generate(rest);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
       std::cout << usage;
       return 0;

@@ -28,7 +28,8 @@ class tokenizer {
 
   // Decodes ids to text. Special tokens are rendered as their text unless
   // `skip_special`. Invalid UTF-8 produced by a partial byte sequence is replaced by
-  // U+FFFD, as Hugging Face tokenizers does.
+  // U+FFFD, as Hugging Face tokenizers does. Ids that name no token are skipped (as
+  // Hugging Face does: models often have more embedding rows than tokens).
   virtual std::string decode(const std::vector<token_id>& ids, bool skip_special = false) const = 0;
 
   // Number of ids, including added tokens (max id + 1).
@@ -37,6 +38,7 @@ class tokenizer {
   // The id of a token's exact text (vocab or added token), if any.
   virtual std::optional<token_id> token_to_id(const std::string& token) const = 0;
   // The token's text as stored in the vocab (for byte-level BPE, the mapped form).
+  // Throws input_error for an id that names no token.
   virtual std::string id_to_token(token_id id) const = 0;
   virtual bool is_special(token_id id) const = 0;
 
@@ -54,11 +56,19 @@ class tokenizer {
 };
 
 // Loads tokenizer.json from `path` (a file). Throws input_error naming the file.
+// (Defined in bpe_tokenizer.cpp, which says what is supported.)
 std::unique_ptr<tokenizer> load_bpe_tokenizer(const std::string& path);
 
 // Loads the tokenizer of a Hugging Face model directory: tokenizer.json, with bos/eos/
 // pad from tokenizer_config.json (and config.json's ids as a fallback) when present.
+// - tokenizer_config.json's bos_token / eos_token / pad_token may be a string, a
+//   {"content": ...} object or null; a named token must exist in the tokenizer.
+// - config.json's bos_token_id / eos_token_id fill what the former leaves unset;
+//   eos_token_id may be a list, whose first entry is taken.
 std::unique_ptr<tokenizer> load_tokenizer_dir(const std::string& dir);
+
+// Reads a whole file. Throws input_error naming it when it cannot be read.
+std::string read_tokenizer_file(const std::string& path);
 
 // A character tokenizer over `alphabet` (each UTF-8 character one id, in order), with
 // special tokens appended after it: ids [0, chars) are characters, then `specials`.

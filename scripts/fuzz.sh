@@ -13,7 +13,7 @@ mkdir -p "$out/corpus-$target"
 
 case "$target" in
   safetensors) sources="policies/safetensors.cpp core/error.cpp" ;;
-  tokenizer)   sources="policies/tokenizer.cpp policies/bpe_tokenizer.cpp policies/char_tokenizer.cpp core/error.cpp" ;;
+  tokenizer)   sources="policies/tokenizer.cpp policies/bpe_tokenizer.cpp policies/char_tokenizer.cpp policies/unicode_text.cpp policies/unicode_nfc_tables.cpp core/error.cpp" ;;
   *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer)" >&2; exit 2 ;;
 esac
 
