@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -399,18 +400,11 @@ void remove_if_present(const std::string& path) {
     throw system_error("cannot remove stale '" + path + "': " + errno_text(errno));
 }
 
-// mkdir -p. POSIX rather than std::filesystem: LibTorch's wheel exports its own copies
-// of some std::filesystem functions, which win symbol lookup in programs that link it
-// ahead of libstdc++, and its remove_all() crashes there.
 void make_directories(const std::string& dir) {
-  for (std::size_t pos = dir.find('/', 1);; pos = dir.find('/', pos + 1)) {
-    const std::string prefix = dir.substr(0, pos);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST)
-      throw system_error("cannot create checkpoint directory '" + dir + "': " + errno_text(errno));
-    if (pos == std::string::npos) break;
-  }
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw system_error("cannot create checkpoint directory '" + dir + "': " + ec.message());
+  if (!std::filesystem::is_directory(dir, ec))
     throw system_error("cannot create checkpoint directory '" + dir + "': a file is in the way");
 }
 

@@ -6,7 +6,11 @@
 #include <fstream>
 #include <sstream>
 
+#include <cstring>
+#include <nlohmann/json.hpp>
+
 #include "core/run_dir.hpp"
+#include "policies/safetensors.hpp"
 #include "core/store.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -143,6 +147,40 @@ TEST(cli, ctrl_c_stops_a_run_at_the_next_step_and_records_it_as_stopped) {
   auto steps = store.metrics("smoke/requests").size();
   EXPECT_GT(steps, 0u);
   EXPECT_LT(steps, 1000000u);
+}
+
+TEST(cli, generate_prints_transformers_greedy_tokens_as_json_and_is_seeded) {
+  testing::temp_dir dir;
+  const std::string model = std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/hf/llama";
+  // make_hf_fixtures.py encoded this text as prompt_0 and recorded transformers' greedy
+  // continuation of it.
+  auto r = troupe(dir, "generate --model '" + model +
+                         "' --prompt 'The trainer publishes' --temperature 0 --max-new-tokens 12 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  auto ref = safetensors_file::open(model + "/reference.safetensors");
+  const auto& greedy = ref.tensor("greedy_0");
+  std::vector<std::int64_t> want(static_cast<std::size_t>(greedy.shape[0]));
+  std::memcpy(want.data(), greedy.data, greedy.size_bytes);
+  EXPECT_EQ(j["tokens"].get<std::vector<std::int64_t>>(), want);
+  EXPECT_EQ(j["logprobs"].size(), 12u);
+  EXPECT_EQ(j["logprobs_from"], "model");
+  EXPECT_EQ(j["finish_reason"], "length");
+  EXPECT_EQ(j["prompt_tokens"], ref.tensor("prompt_0").shape[0]);
+
+  auto sampled = [&](int seed) {
+    return troupe(dir, "generate --model '" + model + "' --prompt 'Actors' --max-new-tokens 8 --seed " +
+                         std::to_string(seed));
+  };
+  EXPECT_EQ(sampled(1).out, sampled(1).out);
+  EXPECT_NE(sampled(1).out, sampled(2).out);
+
+  auto bad = troupe(dir, "generate --model nowhere --prompt x");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("nowhere"), std::string::npos) << bad.err;
+  EXPECT_EQ(lines(bad.err), 1) << bad.err;
+  EXPECT_EQ(troupe(dir, "generate --prompt x").code, 2);
+  EXPECT_EQ(troupe(dir, "generate --model '" + model + "' --prompt x --top-p 0").code, 2);
 }
 
 TEST(cli, print_config_shows_the_resolved_config_which_reads_back_identically) {

@@ -24,35 +24,12 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace troupe {
 namespace {
 
-// A fresh directory per test, removed at the end. Like tests/support/temp_dir.hpp but
-// without std::filesystem: this binary links LibTorch, whose wheel exports its own
-// std::filesystem::remove_all, which wins symbol lookup here and crashes.
-class temp_dir {
- public:
-  temp_dir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string pattern = std::string(base && *base ? base : "/tmp") + "/troupe-safetensors-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + pattern);
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    ::nftw(
-        path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
+using testing::temp_dir;
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -394,15 +371,15 @@ TEST(safetensors, rewriting_a_checkpoint_in_the_other_layout_removes_the_stale_t
 TEST(safetensors, open_dir_rejects_a_directory_without_a_checkpoint) {
   temp_dir dir;
   expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir / "missing"); }), {dir / "missing"});
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
-                  {dir.path(), "model.safetensors"});
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
+                  {dir.path().string(), "model.safetensors"});
 }
 
 // Writes a valid two-shard checkpoint into `dir`, then replaces its index with `index`.
 void sharded_with_index(const temp_dir& dir, const std::string& index) {
   static const std::vector<float> a(4, 1.0f);
   static const std::vector<float> b(4, 2.0f);
-  write_safetensors_checkpoint(dir.path(), {out_of("a", st_dtype::f32, {4}, a), out_of("b", st_dtype::f32, {4}, b)},
+  write_safetensors_checkpoint(dir.path().string(), {out_of("a", st_dtype::f32, {4}, a), out_of("b", st_dtype::f32, {4}, b)},
                                16);
   write_bytes(dir / "model.safetensors.index.json", index);
 }
@@ -410,23 +387,23 @@ void sharded_with_index(const temp_dir& dir, const std::string& index) {
 TEST(safetensors, open_dir_rejects_a_malformed_index) {
   temp_dir dir;
   sharded_with_index(dir, R"({"weight_map": {"a": "model-00001-of-00002.safetensors",)");
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model.safetensors.index.json", "JSON"});
   sharded_with_index(dir, R"(["a"])");
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model.safetensors.index.json", "object"});
   sharded_with_index(dir, R"({"weight_map": {"a": 3}})");
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model.safetensors.index.json", "'a'", "string"});
 }
 
 TEST(safetensors, open_dir_rejects_an_index_without_a_weight_map) {
   temp_dir dir;
   sharded_with_index(dir, R"({"metadata": {"total_size": 32}})");
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model.safetensors.index.json", "weight_map"});
   sharded_with_index(dir, R"({"weight_map": ["a"]})");
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model.safetensors.index.json", "weight_map"});
 }
 
@@ -435,7 +412,7 @@ TEST(safetensors, open_dir_rejects_a_missing_shard) {
   sharded_with_index(dir, R"({"weight_map": {"a": "model-00001-of-00002.safetensors",
                                              "b": "model-00002-of-00002.safetensors"}})");
   ::unlink((dir / "model-00002-of-00002.safetensors").c_str());
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model.safetensors.index.json", "'b'", "model-00002-of-00002.safetensors", "missing"});
 }
 
@@ -443,7 +420,7 @@ TEST(safetensors, open_dir_rejects_a_tensor_absent_from_its_shard) {
   temp_dir dir;
   sharded_with_index(dir, R"({"weight_map": {"a": "model-00001-of-00002.safetensors",
                                              "b": "model-00001-of-00002.safetensors"}})");
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model.safetensors.index.json", "'b'", "model-00001-of-00002.safetensors"});
 }
 
@@ -453,7 +430,7 @@ TEST(safetensors, open_dir_rejects_shard_paths_that_leave_the_directory) {
                                   "/etc/passwd", "", "."}) {
     SCOPED_TRACE(shard);
     sharded_with_index(dir, R"({"weight_map": {"a": ")" + shard + R"("}})");
-    expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+    expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                     {"model.safetensors.index.json", "'a'", "plain file name"});
   }
 }
@@ -462,7 +439,7 @@ TEST(safetensors, open_dir_reports_a_corrupt_shard_by_its_path) {
   temp_dir dir;
   sharded_with_index(dir, R"({"weight_map": {"a": "model-00001-of-00002.safetensors"}})");
   write_bytes(dir / "model-00001-of-00002.safetensors", "junk");
-  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path()); }),
+  expect_mentions(input_error_of([&] { safetensors_checkpoint::open_dir(dir.path().string()); }),
                   {"model-00001-of-00002.safetensors", "8"});
 }
 
@@ -614,7 +591,7 @@ TEST(safetensors, open_names_the_path_of_a_bad_file) {
                   {dir / "model.safetensors", "tensor 'w'", "Q4"});
   expect_mentions(input_error_of([&] { safetensors_file::open(dir / "absent.safetensors"); }),
                   {dir / "absent.safetensors"});
-  expect_mentions(input_error_of([&] { safetensors_file::open(dir.path()); }), {dir.path()});
+  expect_mentions(input_error_of([&] { safetensors_file::open(dir.path().string()); }), {dir.path().string()});
 }
 
 // ---------------------------------------------------------------- writing
@@ -629,7 +606,7 @@ TEST(safetensors, write_rejects_a_size_that_does_not_match_the_shape) {
   t.shape = {3};
   t.data = nullptr;
   expect_mentions(input_error_of([&] { write_safetensors(dir / "x.safetensors", {t}); }), {"'w'", "null"});
-  EXPECT_TRUE(files_in(dir.path()).empty());
+  EXPECT_TRUE(files_in(dir.path().string()).empty());
 }
 
 TEST(safetensors, write_rejects_duplicate_reserved_and_non_utf8_names) {
@@ -645,14 +622,14 @@ TEST(safetensors, write_rejects_duplicate_reserved_and_non_utf8_names) {
   expect_mentions(input_error_of([&] { write_safetensors(dir / "x.safetensors", {t}, {{"k", "\xc3"}}); }),
                   {"'k'", "UTF-8"});
   expect_mentions(input_error_of([&] { write_safetensors_checkpoint(dir / "ckpt", {t, t}); }), {"'w'", "twice"});
-  EXPECT_TRUE(files_in(dir.path()).empty());
+  EXPECT_TRUE(files_in(dir.path().string()).empty());
 }
 
 TEST(safetensors, write_into_a_missing_directory_fails_without_leaving_a_file) {
   temp_dir dir;
   std::vector<float> v(1);
   EXPECT_THROW(write_safetensors(dir / "missing/x.safetensors", {out_of("w", st_dtype::f32, {1}, v)}), system_error);
-  EXPECT_TRUE(files_in(dir.path()).empty());
+  EXPECT_TRUE(files_in(dir.path().string()).empty());
 }
 
 TEST(safetensors, a_failed_rename_leaves_no_temporary_file) {
@@ -665,7 +642,7 @@ TEST(safetensors, a_failed_rename_leaves_no_temporary_file) {
   } catch (const system_error& e) {
     expect_mentions(e.what(), {dir / "x.safetensors"});
   }
-  EXPECT_EQ(files_in(dir.path()), std::vector<std::string>{"x.safetensors"});
+  EXPECT_EQ(files_in(dir.path().string()), std::vector<std::string>{"x.safetensors"});
   EXPECT_TRUE(is_directory(dir / "x.safetensors"));
 }
 
@@ -693,7 +670,7 @@ TEST(safetensors, a_write_that_fails_midway_keeps_the_old_file_and_leaves_no_tem
   signal(SIGXFSZ, saved_handler);
 
   EXPECT_TRUE(threw);
-  EXPECT_EQ(files_in(dir.path()), std::vector<std::string>{"x.safetensors"});
+  EXPECT_EQ(files_in(dir.path().string()), std::vector<std::string>{"x.safetensors"});
   EXPECT_EQ(read_bytes(dir / "x.safetensors"), before);
 }
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/error.hpp"
+#include "tests/support/temp_dir.hpp"
 #include "policies/bpe_tokenizer.hpp"
 #include "policies/chat_template.hpp"
 #include "policies/tokenizer.hpp"
@@ -128,35 +129,13 @@ TEST(tokenizer_dir, reads_special_tokens_from_tokenizer_config) {
   EXPECT_EQ(chat_format_from_tokenizer_dir(fixtures + "/llama3"), chat_format::llama3);
 }
 
-// A scratch directory. POSIX calls, not std::filesystem: libtorch.so (linked into
-// troupe_policies) exports its own std::filesystem::remove_all, which crashes here.
-class temp_dir {
- public:
-  temp_dir() {
-    std::string pattern = "/tmp/troupe-tokenizer-test-XXXXXX";
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~temp_dir() {
-    for (const std::string& name : files_) std::remove((path_ + "/" + name).c_str());
-    ::rmdir(path_.c_str());
-  }
-  const std::string& path() const { return path_; }
-  void write(const std::string& name, const std::string& text) {
-    std::ofstream(path_ + "/" + name, std::ios::binary) << text;
-    files_.push_back(name);
-  }
-
- private:
-  std::string path_;
-  std::vector<std::string> files_;
-};
+using testing::temp_dir;
 
 TEST(tokenizer_dir, falls_back_to_config_json_ids_and_takes_the_first_eos_of_a_list) {
   temp_dir dir;
   dir.write("tokenizer.json", read_tokenizer_file(fixtures + "/llama3/tokenizer.json"));
   dir.write("config.json", R"({"bos_token_id": 0, "eos_token_id": [4, 1]})");
-  const auto tok = load_tokenizer_dir(dir.path());
+  const auto tok = load_tokenizer_dir(dir.path().string());
   EXPECT_EQ(tok->bos_id(), 0);
   EXPECT_EQ(tok->eos_id(), 4);
   EXPECT_FALSE(tok->pad_id());
@@ -166,13 +145,13 @@ TEST(tokenizer_dir, rejects_a_config_token_that_the_tokenizer_lacks) {
   temp_dir dir;
   dir.write("tokenizer.json", read_tokenizer_file(fixtures + "/llama3/tokenizer.json"));
   dir.write("tokenizer_config.json", R"({"eos_token": {"content": "<nope>"}})");
-  EXPECT_NE(error_of([&] { load_tokenizer_dir(dir.path()); }).find("tokenizer_config.json: eos_token.content: token "
+  EXPECT_NE(error_of([&] { load_tokenizer_dir(dir.path().string()); }).find("tokenizer_config.json: eos_token.content: token "
                                                                    "'<nope>' is not in the tokenizer"),
             std::string::npos);
   dir.write("tokenizer_config.json", R"({"eos_token": )");
-  EXPECT_NE(error_of([&] { load_tokenizer_dir(dir.path()); }).find("tokenizer_config.json: invalid JSON"),
+  EXPECT_NE(error_of([&] { load_tokenizer_dir(dir.path().string()); }).find("tokenizer_config.json: invalid JSON"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_tokenizer_dir(dir.path() + "/missing"); }).find("no tokenizer.json"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_tokenizer_dir(dir / "missing"); }).find("no tokenizer.json"), std::string::npos);
 }
 
 // ---- Behaviour beyond the fixtures --------------------------------------------------
