@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   std::printf("troupe batch=%lld new=%lld prompt=%lld dtype=%s: %.1f new tokens/s (best of %d: %.3f s); "
-              "peak RSS %.0f MiB, weights %.0f MiB + KV cache %.1f MiB\n",
+              "peak RSS %.0f MiB, weights %.1f MiB + KV cache %.1f MiB\n",
               static_cast<long long>(batch), static_cast<long long>(new_tokens), static_cast<long long>(prompt_len),
               dtype.c_str(), static_cast<double>(batch * new_tokens) / best, repeats, best,
               static_cast<double>(ru.ru_maxrss) / 1024.0, params * elem / 1048576.0, kv / 1048576.0);
