@@ -3,7 +3,7 @@
 // one warm-up call. Peak resident memory is reported against the weights plus the KV
 // cache the batch needs. bench/generation_side_by_side.sh runs this and transformers'
 // generate (bench/hf_generate.py) on the same weights in the same run.
-//   generate_bench --model DIR --batch 16 --new 64 --prompt 32 [--dtype float32]
+//   generate_bench --model DIR --batch 16 --new 64 --prompt 32 [--dtype float32] [--device cpu]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -17,7 +17,7 @@
 using namespace troupe;
 
 int main(int argc, char** argv) {
-  std::string model_dir, dtype = "float32";
+  std::string model_dir, dtype = "float32", device = "cpu";
   std::int64_t batch = 1, new_tokens = 64, prompt_len = 32;
   int repeats = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
     else if (f == "--new") new_tokens = std::stoll(v);
     else if (f == "--prompt") prompt_len = std::stoll(v);
     else if (f == "--dtype") dtype = v;
+    else if (f == "--device") device = v;
     else if (f == "--repeats") repeats = std::stoi(v);
     else {
       std::cerr << "unknown flag " << f << '\n';
@@ -35,6 +36,7 @@ int main(int argc, char** argv) {
   }
   load_options o;
   o.dtype = parse_torch_dtype(dtype);
+  o.device = parse_torch_device(device);
   auto model = load_pretrained(model_dir, o);
   const auto& c = model->config();
   generation_engine engine(model, nullptr);
@@ -65,10 +67,11 @@ int main(int argc, char** argv) {
                                                (prompt_len + new_tokens)) * elem;
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  std::printf("troupe batch=%lld new=%lld prompt=%lld dtype=%s: %.1f new tokens/s (best of %d: %.3f s); "
+  if (o.device.is_cuda()) torch::cuda::synchronize();
+  std::printf("troupe device=%s batch=%lld new=%lld prompt=%lld dtype=%s: %.1f new tokens/s (best of %d: %.3f s); "
               "peak RSS %.0f MiB, weights %.1f MiB + KV cache %.1f MiB\n",
-              static_cast<long long>(batch), static_cast<long long>(new_tokens), static_cast<long long>(prompt_len),
-              dtype.c_str(), static_cast<double>(batch * new_tokens) / best, repeats, best,
+              device.c_str(), static_cast<long long>(batch), static_cast<long long>(new_tokens),
+              static_cast<long long>(prompt_len), dtype.c_str(), static_cast<double>(batch * new_tokens) / best, repeats, best,
               static_cast<double>(ru.ru_maxrss) / 1024.0, params * elem / 1048576.0, kv / 1048576.0);
   return 0;
 }
