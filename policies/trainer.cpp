@@ -1,1 +1,466 @@
-// (being written)
+#include "policies/trainer.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <mutex>
+
+#include "policies/checkpoint.hpp"
+
+namespace troupe {
+
+namespace fs = std::filesystem;
+using torch::indexing::Slice;
+
+namespace {
+
+constexpr const char* state_file_name = "trainer_state.pt";
+constexpr std::int64_t state_format = 1;
+constexpr double pi = 3.14159265358979323846;
+
+std::string fmt(double v) { return format_double(v); }
+
+// Moves every tensor of `b` to `device` (no copy when already there).
+train_batch to_device(const train_batch& b, const torch::Device& device) {
+  train_batch out;
+  out.input_ids = b.input_ids.to(device);
+  out.attention_mask = b.attention_mask.to(device);
+  out.response_mask = b.response_mask.to(device);
+  for (const auto& [k, v] : b.per_sequence) out.per_sequence[k] = v.to(device);
+  for (const auto& [k, v] : b.per_token) out.per_token[k] = v.to(device);
+  return out;
+}
+
+// The microbatch of rows [begin, end), cut to its longest sequence (right padding
+// makes the cut-off columns padding only).
+train_batch microbatch_of(const train_batch& b, std::int64_t begin, std::int64_t end) {
+  auto lengths = b.attention_mask.narrow(0, begin, end - begin).ne(0).sum(1);  // (m)
+  return b.slice(begin, end, std::max<std::int64_t>(lengths.max().item<std::int64_t>(), 1));
+}
+
+void fsync_path(const fs::path& p, int flags) {
+  int fd = ::open(p.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+torch::Tensor generator_state(at::Generator& g) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  return g.get_state();
+}
+
+void set_generator_state(at::Generator& g, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(g.mutex());
+  g.set_state(state);
+}
+
+}  // namespace
+
+// --- config -------------------------------------------------------------------------
+
+std::optional<std::string> trainer_section::betas_check::operator()(const std::vector<double>& b) const {
+  if (b.size() != 2) return "expected two values [beta1, beta2], got " + std::to_string(b.size());
+  for (double x : b)
+    if (!(x >= 0.0 && x < 1.0)) return "each beta must be in [0, 1), got " + fmt(x);
+  return std::nullopt;
+}
+
+void trainer_section::validate(const std::string& path) const {
+  auto key = [&](const char* k) { return path + "." + k; };
+  if (lr_schedule == "constant" && warmup_steps > 0)
+    throw input_error(key("warmup_steps") + " = " + std::to_string(warmup_steps) + " has no effect with " +
+                      key("lr_schedule") + " = constant: set lr_schedule to linear_warmup or cosine, or warmup_steps to 0");
+  if (lr_schedule == "cosine") {
+    if (total_steps == 0)
+      throw input_error(key("lr_schedule") + " = cosine needs " + key("total_steps") +
+                        ": set it to the number of optimizer steps of the run");
+    if (warmup_steps >= total_steps)
+      throw input_error(key("warmup_steps") + " (" + std::to_string(warmup_steps) + ") is not below " +
+                        key("total_steps") + " (" + std::to_string(total_steps) +
+                        "), so the cosine schedule would never decay: lower warmup_steps or raise total_steps");
+    if (min_lr > lr)
+      throw input_error(key("min_lr") + " (" + fmt(min_lr) + ") is above " + key("lr") + " (" + fmt(lr) +
+                        "); cosine decays from lr down to min_lr: set min_lr <= lr");
+  }
+  if (total_steps > 0 && warmup_steps > total_steps)
+    throw input_error(key("warmup_steps") + " (" + std::to_string(warmup_steps) + ") exceeds " + key("total_steps") +
+                      " (" + std::to_string(total_steps) + "): lower warmup_steps or raise total_steps");
+}
+
+double scheduled_lr(const trainer_section& cfg, std::int64_t step) {
+  if (cfg.lr_schedule == "constant") return cfg.lr;
+  const auto w = cfg.warmup_steps;
+  if (step < w) return cfg.lr * static_cast<double>(step + 1) / static_cast<double>(w);
+  if (cfg.lr_schedule == "linear_warmup") return cfg.lr;
+  if (cfg.lr_schedule == "cosine") {
+    const double p = std::min(1.0, static_cast<double>(step - w) / static_cast<double>(std::max<std::int64_t>(cfg.total_steps - w, 1)));
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * 0.5 * (1.0 + std::cos(pi * p));
+  }
+  throw input_error("trainer.lr_schedule: unknown schedule '" + cfg.lr_schedule + "'");
+}
+
+// --- batches --------------------------------------------------------------------------
+
+train_batch train_batch::slice(std::int64_t begin, std::int64_t end, std::int64_t len) const {
+  const auto n = end - begin;
+  const auto L = len < 0 ? length() : len;
+  train_batch out;
+  out.input_ids = input_ids.narrow(0, begin, n).narrow(1, 0, L);
+  out.attention_mask = attention_mask.narrow(0, begin, n).narrow(1, 0, L);
+  out.response_mask = response_mask.narrow(0, begin, n).narrow(1, 0, L);
+  for (const auto& [k, v] : per_sequence) out.per_sequence[k] = v.narrow(0, begin, n);
+  for (const auto& [k, v] : per_token) out.per_token[k] = v.narrow(0, begin, n).narrow(1, 0, L);
+  return out;
+}
+
+const torch::Tensor& train_batch::extra(const std::string& name) const {
+  if (auto it = per_sequence.find(name); it != per_sequence.end()) return it->second;
+  if (auto it = per_token.find(name); it != per_token.end()) return it->second;
+  std::string present;
+  for (const auto& [k, v] : per_sequence) present += (present.empty() ? "" : ", ") + k;
+  for (const auto& [k, v] : per_token) present += (present.empty() ? "" : ", ") + k;
+  throw input_error("train batch: no tensor named '" + name + "' (it has: " + (present.empty() ? "none" : present) + ")");
+}
+
+void train_batch::validate() const {
+  auto fail = [](const std::string& what) { throw input_error("train batch: " + what); };
+  if (!input_ids.defined() || input_ids.dim() != 2) fail("input_ids must be a (B, T) tensor");
+  if (input_ids.scalar_type() != torch::kInt64) fail("input_ids must be int64");
+  const auto B = size(), T = length();
+  if (B == 0 || T == 0) fail("empty batch");
+  auto check_bt = [&](const torch::Tensor& t, const std::string& name) {
+    if (!t.defined() || t.dim() != 2 || t.size(0) != B || t.size(1) != T)
+      fail(name + " must have the shape of input_ids (" + std::to_string(B) + ", " + std::to_string(T) + ")");
+  };
+  check_bt(attention_mask, "attention_mask");
+  check_bt(response_mask, "response_mask");
+  auto attn = attention_mask.ne(0).cpu();  // (B, T)
+  auto resp = response_mask.ne(0).cpu();   // (B, T)
+  if (T > 1 && attn.narrow(1, 1, T - 1).gt(attn.narrow(1, 0, T - 1)).any().item<bool>())
+    fail("attention_mask is not right-padded (a real token follows padding)");
+  if (resp.logical_and(attn.logical_not()).any().item<bool>()) fail("response_mask marks a padding position");
+  if (resp.select(1, 0).any().item<bool>()) fail("response_mask marks position 0, which no position predicts");
+  for (const auto& [k, v] : per_sequence)
+    if (!v.defined() || v.dim() < 1 || v.size(0) != B)
+      fail("per-sequence tensor '" + k + "' must have " + std::to_string(B) + " rows");
+  for (const auto& [k, v] : per_token)
+    if (!v.defined() || v.dim() < 2 || v.size(0) != B || v.size(1) != T)
+      fail("per-token tensor '" + k + "' must start with (" + std::to_string(B) + ", " + std::to_string(T) + ")");
+}
+
+global_norms compute_global_norms(const train_batch& batch) {
+  auto resp = batch.response_mask.to(torch::kFloat64);  // (B, T)
+  global_norms n;
+  n.tokens = resp.sum().item<double>();
+  n.sequences = resp.sum(1).gt(0).sum().item<double>();
+  return n;
+}
+
+// --- logprobs -------------------------------------------------------------------------
+
+torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                             const torch::Tensor& where, double temperature) {
+  if (!(temperature > 0)) throw input_error("token_logprobs: temperature must be > 0");
+  const auto device = model->device();
+  const auto B = input_ids.size(0), T = input_ids.size(1);
+  const auto out_dtype = model->dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  auto ids = input_ids.to(device);
+  auto target = where.to(device).ne(0);  // (B, T): positions scored
+  auto out = torch::zeros({B, T}, torch::TensorOptions().dtype(out_dtype).device(device));
+  if (T < 2) return out;
+  auto hidden = model->hidden_states(ids, attention_mask.to(device));  // (B, T, H)
+  // Position t-1 predicts token t: the hidden states of the positions before targets.
+  auto predictor = torch::zeros_like(target);
+  predictor.narrow(1, 0, T - 1).copy_(target.narrow(1, 1, T - 1));
+  auto h = hidden.index({predictor});                                   // (N, H), row-major (b, t)
+  auto logits = model->logits(h).to(out_dtype);                         // (N, V)
+  if (temperature != 1.0) logits = logits / temperature;
+  auto lp = torch::log_softmax(logits, -1);                             // (N, V)
+  auto picked = lp.gather(1, ids.index({target}).unsqueeze(1)).squeeze(1);  // (N)
+  return out.index_put({target}, picked);
+}
+
+torch::Tensor token_logprobs(causal_lm& model, const train_batch& batch, double temperature) {
+  return token_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask, temperature);
+}
+
+topk_logprobs teacher_topk(causal_lm& teacher, const train_batch& batch, std::int64_t k, std::int64_t microbatch_size,
+                           double temperature) {
+  batch.validate();
+  if (k < 1 || k > teacher->config().vocab_size)
+    throw input_error("teacher_topk: k = " + std::to_string(k) + " outside [1, vocab_size]");
+  if (!(temperature > 0)) throw input_error("teacher_topk: temperature must be > 0");
+  torch::NoGradGuard no_grad;
+  const auto B = batch.size(), T = batch.length();
+  const auto device = teacher->device();
+  const auto dtype = teacher->dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  topk_logprobs out;
+  out.values = torch::zeros({B, T, k}, dtype);
+  out.indices = torch::zeros({B, T, k}, torch::kInt64);
+  const auto m = microbatch_size > 0 ? microbatch_size : B;
+  for (std::int64_t begin = 0; begin < B; begin += m) {
+    const auto end = std::min(B, begin + m);
+    auto mb = to_device(microbatch_of(batch, begin, end), device);
+    const auto L = mb.length();
+    if (L < 2) continue;
+    auto target = mb.response_mask.ne(0);  // (m, L)
+    auto predictor = torch::zeros_like(target);
+    predictor.narrow(1, 0, L - 1).copy_(target.narrow(1, 1, L - 1));
+    auto hidden = teacher->hidden_states(mb.input_ids, mb.attention_mask);             // (m, L, H)
+    auto logits = teacher->logits(hidden.index({predictor})).to(dtype) / temperature;  // (N, V)
+    auto top = torch::log_softmax(logits, -1).topk(k, -1);                             // (N, k) each
+    auto rows = target.cpu();
+    out.values.narrow(0, begin, end - begin).narrow(1, 0, L).index_put_({rows}, std::get<0>(top).cpu());
+    out.indices.narrow(0, begin, end - begin).narrow(1, 0, L).index_put_({rows}, std::get<1>(top).cpu());
+  }
+  return out;
+}
+
+// --- the trainer ----------------------------------------------------------------------
+
+causal_lm frozen_copy(causal_lm& model) {
+  causal_lm copy(model->config());
+  copy->to(model->device(), model->dtype());
+  torch::NoGradGuard no_grad;
+  auto src_params = model->named_parameters();
+  for (auto& p : copy->named_parameters()) p.value().copy_(src_params[p.key()]);
+  auto src_buffers = model->named_buffers();
+  for (auto& b : copy->named_buffers()) b.value().copy_(src_buffers[b.key()]);
+  for (auto& p : copy->parameters()) p.set_requires_grad(false);
+  copy->eval();
+  return copy;
+}
+
+trainer::trainer(causal_lm policy, trainer_section cfg, bool with_reference)
+    : cfg_(std::move(cfg)), policy_(std::move(policy)),
+      generator_(at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg_.seed))) {
+  cfg_.validate();
+  if (with_reference) reference_ = frozen_copy(policy_);
+  for (auto& p : policy_->parameters())
+    if (p.requires_grad()) params_.push_back(p);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(params_, torch::optim::AdamWOptions(cfg_.lr));
+  apply_optimizer_options();
+  policy_->train();
+}
+
+void trainer::apply_optimizer_options() {
+  for (auto& group : optimizer_->param_groups()) {
+    auto& o = static_cast<torch::optim::AdamWOptions&>(group.options());
+    o.weight_decay(cfg_.weight_decay).betas({cfg_.betas[0], cfg_.betas[1]}).eps(cfg_.eps).amsgrad(false);
+  }
+}
+
+step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
+  batch.validate();
+  const auto norms = compute_global_norms(batch);
+  if (norms.tokens == 0) throw input_error("train batch: no response tokens to train (response_mask is all 0)");
+  const double lr = scheduled_lr(cfg_, step_);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+
+  optimizer_->zero_grad(/*set_to_none=*/true);
+  step_result r;
+  bool finite = true;
+  double loss_sum = 0;
+  std::int64_t microbatches = 0;
+  const auto device = policy_->device();
+  for (std::int64_t begin = 0; begin < batch.size() && finite; begin += cfg_.microbatch_size) {
+    const auto end = std::min(batch.size(), begin + cfg_.microbatch_size);
+    auto mb = to_device(microbatch_of(batch, begin, end), device);
+    auto out = loss(policy_, mb, norms);
+    if (!out.loss.defined() || out.loss.numel() != 1)
+      throw std::logic_error("train_step: the loss function returned no scalar loss");
+    const double v = out.loss.item<double>();
+    ++microbatches;
+    if (!std::isfinite(v)) {
+      finite = false;  // the rest of the batch cannot repair it
+      break;
+    }
+    if (out.loss.requires_grad()) out.loss.backward();
+    loss_sum += v;
+    for (const auto& [k, x] : out.metrics) r.metrics[k] += x;
+  }
+
+  if (finite) {
+    std::vector<torch::Tensor> norms_per_param;
+    for (auto& p : params_)
+      if (p.grad().defined()) norms_per_param.push_back(p.grad().detach().norm(2).to(torch::kFloat64));
+    const double grad_norm = norms_per_param.empty() ? 0.0 : torch::stack(norms_per_param).norm(2).item<double>();
+    if (!std::isfinite(grad_norm)) {
+      finite = false;
+    } else {
+      r.metrics["train/grad_norm"] = grad_norm;
+      if (cfg_.max_grad_norm > 0 && grad_norm > cfg_.max_grad_norm) {
+        const double coef = cfg_.max_grad_norm / (grad_norm + 1e-6);
+        torch::NoGradGuard no_grad;
+        for (auto& p : params_)
+          if (p.grad().defined()) p.grad().mul_(coef);
+      }
+    }
+  }
+  if (finite) r.metrics["train/loss"] = loss_sum;
+
+  ++step_;
+  r.step = step_;
+  r.skipped = !finite;
+  if (finite) {
+    optimizer_->step();
+    consecutive_nonfinite_ = 0;
+  } else {
+    optimizer_->zero_grad(/*set_to_none=*/true);
+    ++skipped_steps_;
+    ++consecutive_nonfinite_;
+  }
+  r.metrics["train/lr"] = lr;
+  r.metrics["train/tokens"] = norms.tokens;
+  r.metrics["train/sequences"] = norms.sequences;
+  r.metrics["train/microbatches"] = static_cast<double>(microbatches);
+  r.metrics["train/skipped"] = r.skipped ? 1.0 : 0.0;
+  r.metrics["train/skipped_steps"] = static_cast<double>(skipped_steps_);
+  if (consecutive_nonfinite_ >= cfg_.max_consecutive_nonfinite)
+    throw training_diverged("train step " + std::to_string(step_) + ": the loss or the gradients were not finite (NaN/inf) in " +
+                            std::to_string(consecutive_nonfinite_) + " consecutive steps (trainer.max_consecutive_nonfinite = " +
+                            std::to_string(cfg_.max_consecutive_nonfinite) +
+                            "); the weights are those of the last finite step. Lower trainer.lr, check rewards and "
+                            "advantages for NaN, or raise trainer.max_consecutive_nonfinite");
+  return r;
+}
+
+torch::Tensor trainer::logprobs_microbatched(causal_lm& model, const train_batch& batch, double temperature) {
+  batch.validate();
+  torch::NoGradGuard no_grad;
+  const auto B = batch.size(), T = batch.length();
+  const auto dtype = model->dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
+  auto out = torch::zeros({B, T}, dtype);  // (B, T)
+  for (std::int64_t begin = 0; begin < B; begin += cfg_.microbatch_size) {
+    const auto end = std::min(B, begin + cfg_.microbatch_size);
+    auto mb = microbatch_of(batch, begin, end);
+    out.narrow(0, begin, end - begin).narrow(1, 0, mb.length()).copy_(token_logprobs(model, mb, temperature).cpu());
+  }
+  return out;
+}
+
+torch::Tensor trainer::policy_logprobs(const train_batch& batch, double temperature) {
+  return logprobs_microbatched(policy_, batch, temperature);
+}
+
+torch::Tensor trainer::reference_logprobs(const train_batch& batch, double temperature) {
+  if (!reference_) throw std::logic_error("reference_logprobs: this trainer was built without a reference model");
+  return logprobs_microbatched(*reference_, batch, temperature);
+}
+
+// --- checkpoints ----------------------------------------------------------------------
+
+void trainer::save_checkpoint(const std::string& dir) {
+  const fs::path target = fs::absolute(fs::path(dir)).lexically_normal();
+  const auto name = target.filename().string();
+  const fs::path parent = target.parent_path();
+  const fs::path tmp = parent / (".tmp-" + name + "-" + std::to_string(::getpid()));
+  const fs::path old = parent / (".old-" + name + "-" + std::to_string(::getpid()));
+  std::error_code ec;
+  auto fail = [&](const std::string& what) {
+    fs::remove_all(tmp, ec);
+    throw system_error("checkpoint '" + target.string() + "': " + what);
+  };
+  fs::create_directories(parent, ec);
+  if (ec) fail("cannot create the parent directory: " + ec.message());
+  fs::remove_all(tmp, ec);
+  fs::create_directories(tmp, ec);
+  if (ec) fail("cannot create " + tmp.string() + ": " + ec.message());
+  try {
+    save_pretrained(policy_, tmp.string(), policy_->dtype());
+
+    torch::serialize::OutputArchive state, optim;
+    optimizer_->save(optim);
+    state.write("optimizer", optim);
+    state.write("format", torch::tensor(state_format));
+    state.write("step", torch::tensor(step_));
+    state.write("skipped_steps", torch::tensor(skipped_steps_));
+    state.write("consecutive_nonfinite", torch::tensor(consecutive_nonfinite_));
+    auto cpu = at::detail::getDefaultCPUGenerator();
+    state.write("rng_cpu", generator_state(cpu));
+    state.write("rng_trainer", generator_state(generator_));
+    state.save_to((tmp / state_file_name).string());
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  for (const auto& entry : fs::directory_iterator(tmp, ec)) fsync_path(entry.path(), O_RDONLY);
+  fsync_path(tmp, O_RDONLY | O_DIRECTORY);
+
+  // rename(2) does not replace a non-empty directory: move an old one aside first.
+  const bool replacing = fs::exists(target, ec);
+  if (replacing) {
+    fs::remove_all(old, ec);
+    fs::rename(target, old, ec);
+    if (ec) fail("cannot move the existing directory aside: " + ec.message());
+  }
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    if (replacing) fs::rename(old, target, ec);
+    fail("cannot rename " + tmp.string() + " into place: " + ec.message());
+  }
+  fsync_path(parent, O_RDONLY | O_DIRECTORY);
+  if (replacing) fs::remove_all(old, ec);
+}
+
+void trainer::load_checkpoint(const std::string& dir) {
+  const auto state_path = (fs::path(dir) / state_file_name).string();
+  if (!fs::exists(state_path))
+    throw input_error("checkpoint '" + dir + "': no " + state_file_name + " (not written by trainer::save_checkpoint?)");
+  load_options lo;
+  lo.dtype = policy_->dtype();
+  lo.device = policy_->device();
+  auto saved = load_pretrained(dir, lo);
+  {
+    torch::NoGradGuard no_grad;
+    auto src = saved->named_parameters();
+    auto dst = policy_->named_parameters();
+    if (src.size() != dst.size())
+      throw input_error("checkpoint '" + dir + "': its model has " + std::to_string(src.size()) +
+                        " tensors, the policy " + std::to_string(dst.size()));
+    for (auto& p : dst) {
+      const auto* s = src.find(p.key());
+      if (s == nullptr || !s->sizes().equals(p.value().sizes()))
+        throw input_error("checkpoint '" + dir + "': tensor '" + p.key() + "' is missing or has another shape");
+      p.value().copy_(*s);
+    }
+  }
+
+  torch::serialize::InputArchive state, optim;
+  try {
+    state.load_from(state_path);
+  } catch (const std::exception& e) {
+    throw input_error(state_path + ": not a trainer state file: " + e.what());
+  }
+  auto read_int = [&](const char* key) {
+    torch::Tensor t;
+    if (!state.try_read(key, t)) throw input_error(state_path + ": missing '" + std::string(key) + "'");
+    return t.item<std::int64_t>();
+  };
+  if (read_int("format") != state_format)
+    throw input_error(state_path + ": format " + std::to_string(read_int("format")) + ", this troupe reads " +
+                      std::to_string(state_format));
+  if (!state.try_read("optimizer", optim)) throw input_error(state_path + ": missing 'optimizer'");
+  try {
+    optimizer_->load(optim);
+  } catch (const std::exception& e) {
+    throw input_error(state_path + ": optimizer state does not fit this policy: " + e.what());
+  }
+  apply_optimizer_options();
+  step_ = read_int("step");
+  skipped_steps_ = read_int("skipped_steps");
+  consecutive_nonfinite_ = read_int("consecutive_nonfinite");
+  torch::Tensor rng_cpu, rng_trainer;
+  if (!state.try_read("rng_cpu", rng_cpu) || !state.try_read("rng_trainer", rng_trainer))
+    throw input_error(state_path + ": missing generator states");
+  auto cpu = at::detail::getDefaultCPUGenerator();
+  set_generator_state(cpu, rng_cpu);
+  set_generator_state(generator_, rng_trainer);
+}
+
+}  // namespace troupe

@@ -1,0 +1,242 @@
+// The trainer core: one optimizer step over a global batch, split into microbatches
+// whose gradients accumulate. A plain class; the trainer actor is a thin shell over it.
+//
+// One train_step(batch, loss):
+//   1. checks the batch and computes the global normalizers over all of it
+//      (global_norms: valid response tokens, sequences with a response token);
+//   2. sets the learning rate of this step from the schedule (scheduled_lr);
+//   3. for each microbatch of `microbatch_size` rows (trimmed to its longest
+//      sequence), calls loss(policy, microbatch, norms) and backward() on the loss it
+//      returns: gradients accumulate, nothing is rescaled;
+//   4. computes the global gradient norm, clips it to max_grad_norm, steps AdamW.
+// A loss or gradient that is not finite skips 4 (weights and optimizer state stay as
+// they were); max_consecutive_nonfinite such steps in a row throw training_diverged.
+//
+// The loss contract (policies/losses.hpp follows it): a loss divides by the GLOBAL
+// normalizer it is given, never by a count of its own microbatch, so that the sum of
+// the microbatch losses is the loss of the whole batch, whatever microbatch_size is.
+//
+// Shapes: B sequences, T positions (right-padded), V vocabulary, k top-k.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/config_binding.hpp"
+#include "core/error.hpp"
+#include "policies/causal_lm.hpp"
+
+namespace troupe {
+
+// The `trainer:` section of an experiment.
+struct trainer_section {
+  double lr = 1e-6;
+  double weight_decay = 0.01;
+  std::vector<double> betas = {0.9, 0.999};
+  double eps = 1e-8;
+  double max_grad_norm = 1.0;          // 0: no clipping (the norm is still reported)
+  std::int64_t microbatch_size = 4;
+  std::string lr_schedule = "constant";  // constant | linear_warmup | cosine
+  std::int64_t warmup_steps = 0;
+  std::int64_t total_steps = 0;        // 0: unknown; cosine needs it
+  double min_lr = 0.0;                 // cosine: the lr it decays to
+  std::int64_t max_consecutive_nonfinite = 3;
+  std::int64_t seed = 0;               // the trainer's own generator (trainer::generator)
+
+  template <class V>
+  void describe(V& v) {
+    v.field("lr", lr, "AdamW peak learning rate", at_least(0.0));
+    v.field("weight_decay", weight_decay, "AdamW decoupled weight decay", at_least(0.0));
+    v.field("betas", betas, "AdamW (beta1, beta2), each in [0, 1)", betas_check{});
+    v.field("eps", eps, "AdamW epsilon", greater_than(0.0));
+    v.field("max_grad_norm", max_grad_norm, "clip the global gradient norm to this; 0 turns clipping off",
+            at_least(0.0));
+    v.field("microbatch_size", microbatch_size, "sequences per forward/backward pass (gradients accumulate)",
+            at_least<std::int64_t>(1));
+    v.field("lr_schedule", lr_schedule, "learning-rate schedule", one_of{"constant", "linear_warmup", "cosine"});
+    v.field("warmup_steps", warmup_steps, "linear_warmup, cosine: steps of linear warmup from lr/warmup_steps to lr",
+            at_least<std::int64_t>(0));
+    v.field("total_steps", total_steps, "cosine: steps of the whole run (warmup included); 0 = unknown",
+            at_least<std::int64_t>(0));
+    v.field("min_lr", min_lr, "cosine: learning rate at total_steps", at_least(0.0));
+    v.field("max_consecutive_nonfinite", max_consecutive_nonfinite,
+            "skipped steps (NaN/inf loss or gradients) in a row before training stops with an error",
+            at_least<std::int64_t>(1));
+    v.field("seed", seed, "seed of the trainer's own random generator", at_least<std::int64_t>(0));
+  }
+
+  // Throws input_error naming `path` ("trainer") for settings that conflict with each
+  // other, with a sentence saying how to fix them. Field-level checks are in describe().
+  void validate(const std::string& path = "trainer") const;
+
+  struct betas_check {
+    std::optional<std::string> operator()(const std::vector<double>& b) const;
+  };
+};
+
+// The learning rate of the 0-based step `step` (the step about to be taken).
+//   constant       lr
+//   linear_warmup  lr * (step + 1) / warmup_steps while step < warmup_steps, then lr
+//   cosine         the same warmup, then min_lr + (lr - min_lr) * (1 + cos(pi p)) / 2 with
+//                  p = (step - warmup_steps) / (total_steps - warmup_steps), clamped to 1
+//                  (min_lr from total_steps on)
+double scheduled_lr(const trainer_section& cfg, std::int64_t step);
+
+// A global batch of right-padded sequences, or a microbatch of one (the same type).
+// Every tensor's first dimension is B; per_token tensors' second is T. Tensors may be on
+// the CPU: the trainer moves each microbatch to the policy's device.
+struct train_batch {
+  torch::Tensor input_ids;       // (B, T) int64
+  torch::Tensor attention_mask;  // (B, T) 0/1 (any integer, float or bool dtype), 1 = real token, right-padded
+  torch::Tensor response_mask;   // (B, T) 0/1, 1 = token t is trained; 0 at t = 0 and on padding
+  // Extra inputs of the loss, by name, kept aligned by slice():
+  //   per_sequence: (B, ...), e.g. "advantages" (B)
+  //   per_token:    (B, T, ...), e.g. "old_logprobs", "gen_logprobs", "ref_logprobs" (B, T),
+  //                 "teacher_topk_logprobs" / "teacher_topk_indices" (B, T, k)
+  std::map<std::string, torch::Tensor> per_sequence;
+  std::map<std::string, torch::Tensor> per_token;
+
+  std::int64_t size() const { return input_ids.defined() ? input_ids.size(0) : 0; }
+  std::int64_t length() const { return input_ids.defined() ? input_ids.size(1) : 0; }
+
+  // Rows [begin, end) with every tensor, the per_token ones cut to the first `length`
+  // positions (-1: all). Views, no copies.
+  train_batch slice(std::int64_t begin, std::int64_t end, std::int64_t length = -1) const;
+
+  // The tensor named `name` in per_sequence or per_token; input_error naming it and the
+  // names present when it is missing.
+  const torch::Tensor& extra(const std::string& name) const;
+
+  // Throws input_error for wrong shapes or dtypes, left padding, a response token at
+  // t = 0 or on padding, or an extra tensor whose leading dimensions do not match.
+  void validate() const;
+};
+
+// The normalizers of the whole global batch, given to every microbatch's loss.
+struct global_norms {
+  double tokens = 0;     // sum of response_mask
+  double sequences = 0;  // sequences with at least one response token
+};
+global_norms compute_global_norms(const train_batch& batch);
+
+// What a loss returns for one microbatch.
+struct loss_output {
+  // Scalar with grad: this microbatch's share of the global loss (divided by a global
+  // normalizer). A loss that does not require grad (e.g. a microbatch without response
+  // tokens) is added to the reported loss but not back-propagated.
+  torch::Tensor loss;
+  // Named values the trainer SUMS over microbatches into the step's metrics. Report a
+  // mean by dividing by the global normalizer, as the loss does. Names starting with
+  // "train/" are the trainer's.
+  std::map<std::string, double> metrics;
+};
+
+// loss(policy, microbatch, norms). The microbatch's tensors are on the policy's device;
+// the loss computes the current logprobs itself (token_logprobs) with grad enabled.
+using loss_fn = std::function<loss_output(causal_lm& policy, const train_batch& microbatch, const global_norms& norms)>;
+
+// Logprobs of the given tokens under `model`: lp (B, T), lp[b, t] = log p(ids[b, t] |
+// ids[b, :t]) under log_softmax(logits / temperature) (position t-1 predicts t), for
+// the positions where `where` (B, T) is nonzero; 0 elsewhere (where[:, 0] must be 0).
+// Logits are computed for those positions only. Float32 for float32/bfloat16/float16
+// models, float64 for float64 ones. Differentiable when grad mode is on; agrees with
+// score_logprobs (policies/generation.hpp).
+torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                             const torch::Tensor& where, double temperature = 1.0);
+// The same over a (micro)batch's response_mask.
+torch::Tensor token_logprobs(causal_lm& model, const train_batch& batch, double temperature = 1.0);
+
+// The teacher's top-k next-token logprobs over the student's tokens, for distillation:
+// values[b, t, :] and indices[b, t, :] describe the teacher's distribution for position
+// t (predicted at t-1), largest first, where response_mask is 1; zeros elsewhere.
+struct topk_logprobs {
+  torch::Tensor values;   // (B, T, k) float32 (float64 for a float64 teacher), on the CPU
+  torch::Tensor indices;  // (B, T, k) int64, on the CPU
+};
+// No grad. Runs `microbatch_size` rows at a time (0: all at once).
+topk_logprobs teacher_topk(causal_lm& teacher, const train_batch& batch, std::int64_t k,
+                           std::int64_t microbatch_size = 0, double temperature = 1.0);
+
+// What one train_step did.
+struct step_result {
+  std::int64_t step = 0;  // trainer::step() after this call (skipped steps count)
+  bool skipped = false;   // NaN/inf: no optimizer step
+  // "train/loss" (sum of microbatch losses; absent when not finite), "train/grad_norm"
+  // (global, before clipping; absent when not computed or not finite), "train/lr",
+  // "train/tokens", "train/sequences", "train/microbatches", "train/skipped" (0/1),
+  // "train/skipped_steps" (all so far), plus the loss's own metrics summed over
+  // microbatches.
+  std::map<std::string, double> metrics;
+};
+
+// Thrown by train_step after max_consecutive_nonfinite skipped steps in a row. The
+// trainer is still consistent (weights of the last finite step): checkpoint and stop.
+class training_diverged : public system_error {
+ public:
+  using system_error::system_error;
+};
+
+class trainer {
+ public:
+  // Trains `policy` in place (the handle is shared). With `with_reference`, a frozen
+  // copy of the policy as it is now (eval, no grads) becomes the reference model. When
+  // resuming, build the trainer from the run's initial weights and then call
+  // load_checkpoint: the reference stays the initial policy. Throws input_error for an
+  // invalid section (trainer_section::validate).
+  trainer(causal_lm policy, trainer_section cfg, bool with_reference = true);
+
+  // One optimizer step over `batch` (see the top of this file). Throws input_error for
+  // a malformed batch or one without response tokens, training_diverged as above.
+  step_result train_step(const train_batch& batch, const loss_fn& loss);
+
+  // Logprobs (B, T) on the CPU of the batch's response tokens, no grad, microbatched:
+  // under the current policy (lp_old) and under the reference model (lp_ref; logic_error
+  // without one).
+  torch::Tensor policy_logprobs(const train_batch& batch, double temperature = 1.0);
+  torch::Tensor reference_logprobs(const train_batch& batch, double temperature = 1.0);
+
+  // Writes `dir` atomically (built as a temporary sibling, then renamed; an existing
+  // `dir` is replaced): the policy in Hugging Face layout, in its own dtype
+  // (save_pretrained; float32, bfloat16 or float16), and trainer_state.pt with the
+  // optimizer state, the CPU generator's and the trainer's generator's states, step
+  // and skip counters. Throws system_error naming the path; nothing is left behind.
+  void save_checkpoint(const std::string& dir);
+  // Restores what save_checkpoint wrote into this trainer and its policy: training then
+  // continues bit-identically. The section's optimizer settings (lr, betas, ...) stay
+  // this trainer's. Throws input_error naming the file for a missing or foreign file.
+  void load_checkpoint(const std::string& dir);
+
+  causal_lm& policy() { return policy_; }
+  causal_lm* reference() { return reference_ ? &*reference_ : nullptr; }
+  const trainer_section& config() const { return cfg_; }
+  std::int64_t step() const { return step_; }  // train_step calls completed
+  std::int64_t skipped_steps() const { return skipped_steps_; }
+  // For anything random the trainer's user draws; saved and restored with checkpoints.
+  at::Generator& generator() { return generator_; }
+
+ private:
+  torch::Tensor logprobs_microbatched(causal_lm& model, const train_batch& batch, double temperature);
+  void apply_optimizer_options();
+
+  trainer_section cfg_;
+  causal_lm policy_;
+  std::optional<causal_lm> reference_;
+  std::vector<torch::Tensor> params_;  // the policy's trainable parameters, in order
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  at::Generator generator_;
+  std::int64_t step_ = 0;
+  std::int64_t skipped_steps_ = 0;
+  std::int64_t consecutive_nonfinite_ = 0;
+};
+
+// A frozen copy of `model` (same config, device, dtype and weights; eval; no grads).
+causal_lm frozen_copy(causal_lm& model);
+
+}  // namespace troupe
