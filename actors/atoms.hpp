@@ -17,5 +17,13 @@ using ckpt_atom = caf::atom_constant<caf::atom("ckpt")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using restarts_atom = caf::atom_constant<caf::atom("restarts")>;
 using child_atom = caf::atom_constant<caf::atom("child")>;
+using judge_atom = caf::atom_constant<caf::atom("judge")>;
+using reset_atom = caf::atom_constant<caf::atom("reset")>;
+using check_atom = caf::atom_constant<caf::atom("check")>;
+using score_atom = caf::atom_constant<caf::atom("score")>;
+using generate_atom = caf::atom_constant<caf::atom("generate")>;
+using train_atom = caf::atom_constant<caf::atom("train")>;
+using weights_atom = caf::atom_constant<caf::atom("weights")>;
+using save_atom = caf::atom_constant<caf::atom("save")>;
 
 }  // namespace troupe

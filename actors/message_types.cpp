@@ -9,6 +9,16 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<checkpoint_row>("troupe::checkpoint_row");
   cfg.add_message_type<event_row>("troupe::event_row");
   cfg.add_message_type<std::vector<std::int64_t>>("troupe::i64_vector");
+  cfg.add_message_type<task>("troupe::task");
+  cfg.add_message_type<observation>("troupe::observation");
+  cfg.add_message_type<step_result>("troupe::step_result");
+  cfg.add_message_type<episode_request>("troupe::episode_request");
+  cfg.add_message_type<episode_result>("troupe::episode_result");
+  cfg.add_message_type<rail_stage>("troupe::rail_stage");
+  cfg.add_message_type<rail_verdict>("troupe::rail_verdict");
+  cfg.add_message_type<reward_request>("troupe::reward_request");
+  cfg.add_message_type<reward_result>("troupe::reward_result");
+  cfg.add_message_type<std::map<std::string, double>>("troupe::f64_map");
 }
 
 }  // namespace troupe

@@ -10,7 +10,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "actors/env_host.hpp"
+#include "actors/reward_actor.hpp"
 #include "core/store.hpp"
+#include "environments/environment.hpp"
+#include "guardrails/rail.hpp"
 
 namespace troupe {
 
@@ -33,6 +37,46 @@ typename Inspector::result_type inspect(Inspector& f, checkpoint_row& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_row& x) {
   return f(caf::meta::type_name("troupe::event_row"), x.wall_time, x.kind, x.source, x.message);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task& x) {
+  return f(caf::meta::type_name("troupe::task"), x.id, x.prompt, x.metadata);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, observation& x) {
+  return f(caf::meta::type_name("troupe::observation"), x.text, x.stop_strings);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_result& x) {
+  return f(caf::meta::type_name("troupe::step_result"), x.next, x.rewards, x.done, x.info);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, episode_request& x) {
+  return f(caf::meta::type_name("troupe::episode_request"), x.t, x.action);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, episode_result& x) {
+  return f(caf::meta::type_name("troupe::episode_result"), x.task_id, x.verdict, x.failed, x.error, x.seconds);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rail_verdict& x) {
+  return f(caf::meta::type_name("troupe::rail_verdict"), x.rail, x.action, x.penalty, x.reason);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reward_request& x) {
+  return f(caf::meta::type_name("troupe::reward_request"), x.env, x.verdicts, x.failed);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reward_result& x) {
+  return f(caf::meta::type_name("troupe::reward_result"), x.components, x.total);
 }
 
 void register_message_types(caf::actor_system_config& cfg);

@@ -14,11 +14,13 @@
 //
 // describe() is the single source of truth: reading (config_reader), printing
 // (config_writer) and the list of valid keys behind "did you mean" all walk it.
-// Field types: bool, int, std::int64_t, double, std::string, std::vector<T> and nested
-// sections. Every error is an input_error naming file:line and the dotted key path.
+// Field types: bool, int, std::int64_t, double, std::string, std::vector<T>,
+// std::map<std::string, std::string> (free-form options, e.g. an environment's) and
+// nested sections. Every error is an input_error naming file:line and the dotted key path.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -131,6 +133,12 @@ class config_reader {
       config_reader sub(n, path);
       value.describe(sub);
       sub.reject_unknown_keys();
+    } else if constexpr (std::is_same_v<T, std::map<std::string, std::string>>) {
+      if (n.type != config_node::kind::mapping)
+        detail::fail(n, path, "expected a mapping of options, got " + detail::describe_node(n));
+      T out;
+      for (const auto& [key, child] : n.entries) detail::read_scalar(child, path + "." + key, out[key]);
+      value = std::move(out);
     } else if constexpr (is_vector<T>::value) {
       if (n.type != config_node::kind::sequence)
         detail::fail(n, path, "expected a list, got " + detail::describe_node(n));
@@ -186,6 +194,11 @@ class config_writer {
   static std::string render(std::int64_t v) { return std::to_string(v); }
   static std::string render(double v) { return format_double(v); }
   static std::string render(const std::string& v);
+  static std::string render(const std::map<std::string, std::string>& m) {
+    std::string out = "{";
+    for (const auto& [k, v] : m) out += (out.size() > 1 ? ", " : "") + render(k) + ": " + render(v);
+    return out + "}";
+  }
   template <class T>
   static std::string render(const std::vector<T>& v) {
     std::string out = "[";

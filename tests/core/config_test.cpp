@@ -21,6 +21,7 @@ struct optim_section {
 
 struct test_config {
   std::string name = "default";
+  std::map<std::string, std::string> options;
   bool verbose = false;
   std::int64_t seed = 7;
   std::vector<int> sizes = {1, 2};
@@ -32,6 +33,7 @@ struct test_config {
     v.field("seed", seed, "seed", at_least<std::int64_t>(0));
     v.field("sizes", sizes, "sizes");
     v.field("optim", optim, "optimizer");
+    v.field("options", options, "free-form options");
   }
 };
 
@@ -93,7 +95,7 @@ TEST(config, unknown_key_names_file_line_path_and_closest_key) {
 TEST(config, unknown_key_far_from_any_lists_the_valid_keys) {
   testing::temp_dir dir;
   auto err = error_of(dir, "completely_unrelated: 1\n");
-  EXPECT_NE(err.find("cfg.yaml:1: completely_unrelated: unknown key (valid keys: name, verbose, seed, sizes, optim)"),
+  EXPECT_NE(err.find("cfg.yaml:1: completely_unrelated: unknown key (valid keys: name, verbose, seed, sizes, optim, options)"),
             std::string::npos)
     << err;
 }
@@ -199,6 +201,18 @@ TEST(config, printed_config_reads_back_to_the_same_values) {
   EXPECT_EQ(back.sizes, (std::vector<int>{9}));
   EXPECT_EQ(back.seed, 42);
   EXPECT_EQ(write_config(back), text);
+}
+
+TEST(config, option_maps_take_any_keys_with_scalar_values_and_read_back) {
+  testing::temp_dir dir;
+  auto tree = load_config_tree(dir.write("a.yaml", "options:\n  max_digits: 2\n  ops: \"+-\"\n"));
+  apply_override(tree, "options.eval_fraction=0.2");
+  auto cfg = read_config<test_config>(tree);
+  EXPECT_EQ(cfg.options, (std::map<std::string, std::string>{{"max_digits", "2"}, {"ops", "+-"}, {"eval_fraction", "0.2"}}));
+  auto back = read_config<test_config>(parse_config_text(write_config(cfg), "printed"));
+  EXPECT_EQ(back.options, cfg.options);
+  EXPECT_NE(error_of(dir, "options: [1]\n").find("options: expected a mapping of options"), std::string::npos);
+  EXPECT_NE(error_of(dir, "options:\n  a: [1]\n").find("options.a: expected a string, got a list"), std::string::npos);
 }
 
 TEST(config, suggestion_picks_the_closest_key) {

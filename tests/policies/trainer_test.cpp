@@ -115,7 +115,7 @@ TEST(trainer, microbatched_gradients_equal_full_batch_gradients_in_fp64) {
       EXPECT_GT(full.metrics.at("train/grad_norm"), 1e-3);  // not a vacuous comparison
       continue;
     }
-    EXPECT_LT(max_abs_diff(grads_of(t.policy()), full_grads), 1e-6) << "microbatch_size " << m;
+    EXPECT_LT(max_abs_diff(grads_of(t.policy()), full_grads), 0.0) << "microbatch_size " << m;
     EXPECT_LT(max_abs_diff(weights_of(t.policy()), full_weights), 1e-6) << "microbatch_size " << m;
     EXPECT_NEAR(r.metrics.at("train/loss"), full.metrics.at("train/loss"), 1e-12);
     EXPECT_NEAR(r.metrics.at("pg/mean_logprob"), full.metrics.at("pg/mean_logprob"), 1e-12);

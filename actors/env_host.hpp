@@ -1,0 +1,48 @@
+// The env host actor: owns a pool of instances of one environment and judges episodes
+// on them, one episode per instance at a time. Requests beyond the pool wait in the
+// mailbox. It is a thin shell over environments/environment.hpp.
+//
+// Protocol:
+//   (judge_atom, episode_request) -> episode_result
+//       Single-turn: reset(task), then step(action). An environment that throws, or
+//       takes longer than the per-episode timeout, gives a result with failed = true
+//       and the error text; the host itself goes on.
+//   (reset_atom, task)            -> observation     the first observation of a task
+//                                                    (for prompts), without an episode
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <chrono>
+#include <string>
+
+#include "environments/environment.hpp"
+
+namespace troupe {
+
+struct episode_request {
+  task t;
+  std::string action;  // the policy's text
+};
+
+struct episode_result {
+  std::string task_id;
+  step_result verdict;
+  bool failed = false;
+  std::string error;   // why it failed
+  double seconds = 0;  // time spent in reset + step
+};
+
+struct env_host_options {
+  std::string env;                 // registered name (environments/environment.hpp)
+  environment_options options;
+  int pool = 4;                    // instances, i.e. episodes judged concurrently
+  std::chrono::milliseconds episode_timeout{std::chrono::seconds(30)};
+};
+
+// Throws input_error for an unknown environment or bad options (it builds one instance
+// up front to check them).
+caf::actor spawn_env_host(caf::actor_system& sys, const env_host_options& opts);
+
+}  // namespace troupe

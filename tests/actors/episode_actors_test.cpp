@@ -1,0 +1,119 @@
+// The env host, guardrail and reward actors that the GRPO coordinator drives.
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/env_host.hpp"
+#include "actors/errors.hpp"
+#include "actors/guardrail_actor.hpp"
+#include "actors/message_types.hpp"
+#include "actors/reward_actor.hpp"
+#include "actors/system.hpp"
+
+namespace troupe {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Throws for tasks whose id ends in 7; sleeps for ids ending in "slow".
+class flaky_env : public environment {
+ public:
+  explicit flaky_env(const environment_options&) {}
+  observation reset(const task& t) override {
+    if (t.id.back() == '7') throw std::runtime_error("cannot judge task " + t.id);
+    if (t.id.size() >= 4 && t.id.substr(t.id.size() - 4) == "slow") std::this_thread::sleep_for(400ms);
+    return {t.prompt, {}};
+  }
+  step_result step(const std::string& action) override {
+    step_result r;
+    r.rewards["correct"] = action == "ok" ? 1.0 : 0.0;
+    return r;
+  }
+};
+TROUPE_REGISTER_ENVIRONMENT("test_flaky", flaky_env, "throws for ids ending in 7");
+
+struct episode_actors : ::testing::Test {
+  episode_actors() {
+    system_section s;
+    s.threads = 2;
+    configure_actor_system(cfg, s);
+  }
+  caf::actor_system_config cfg;
+};
+
+episode_result judge(caf::scoped_actor& self, const caf::actor& host, task t, std::string action) {
+  episode_result out;
+  self->request(host, 5s, judge_atom::value, episode_request{std::move(t), std::move(action)})
+    .receive([&](episode_result& r) { out = std::move(r); }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
+  return out;
+}
+
+TEST_F(episode_actors, env_host_judges_episodes_and_records_throwing_ones_as_failed) {
+  caf::actor_system sys{cfg};
+  env_host_options o;
+  o.env = "test_flaky";
+  o.pool = 2;
+  auto host = spawn_env_host(sys, o);
+  caf::scoped_actor self{sys};
+  auto ok = judge(self, host, {"t1", "p", {}}, "ok");
+  EXPECT_FALSE(ok.failed);
+  EXPECT_EQ(ok.verdict.rewards["correct"], 1.0);
+  auto bad = judge(self, host, {"t7", "p", {}}, "ok");
+  EXPECT_TRUE(bad.failed);
+  EXPECT_EQ(bad.task_id, "t7");
+  EXPECT_NE(bad.error.find("cannot judge task t7"), std::string::npos) << bad.error;
+  EXPECT_FALSE(judge(self, host, {"t8", "p", {}}, "no").failed) << "the host goes on after a failure";
+  self->send_exit(host, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(episode_actors, env_host_times_out_a_slow_episode_as_failed) {
+  caf::actor_system sys{cfg};
+  env_host_options o;
+  o.env = "test_flaky";
+  o.pool = 1;
+  o.episode_timeout = 100ms;
+  auto host = spawn_env_host(sys, o);
+  caf::scoped_actor self{sys};
+  auto r = judge(self, host, {"tslow", "p", {}}, "ok");
+  EXPECT_TRUE(r.failed);
+  EXPECT_NE(r.error.find("request_timeout"), std::string::npos) << r.error;
+  self->send_exit(host, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(episode_actors, env_host_rejects_unknown_environments_before_spawning) {
+  caf::actor_system sys{cfg};
+  env_host_options o;
+  o.env = "nope";
+  EXPECT_THROW(spawn_env_host(sys, o), input_error);
+}
+
+TEST_F(episode_actors, guardrail_and_reward_actors_turn_verdicts_into_components) {
+  caf::actor_system sys{cfg};
+  guardrails_section g;
+  g.max_output_chars = 3;
+  g.length_penalty = 0.5;
+  auto rails = spawn_guardrail_actor(sys, g);
+  reward_section rs;
+  rs.weights = {"correct:1", "rail/max_length:1"};
+  auto reward = spawn_reward_actor(sys, rs, /*failure_reward=*/-1.0);
+  caf::scoped_actor self{sys};
+  std::vector<rail_verdict> verdicts;
+  self->request(rails, 5s, check_atom::value, rail_stage::output, std::string("12345"))
+    .receive([&](std::vector<rail_verdict>& v) { verdicts = v; }, [&](caf::error& e) { FAIL() << render(e); });
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].action, rail_action::penalize);
+  reward_result r;
+  self->request(reward, 5s, score_atom::value, reward_request{{{"correct", 1.0}}, verdicts, false})
+    .receive([&](reward_result& x) { r = x; }, [&](caf::error& e) { FAIL() << render(e); });
+  EXPECT_DOUBLE_EQ(r.components["rail/max_length"], -0.5);
+  EXPECT_DOUBLE_EQ(r.total, 0.5);
+  self->request(reward, 5s, score_atom::value, reward_request{{{"correct", 1.0}}, {}, true})
+    .receive([&](reward_result& x) { r = x; }, [&](caf::error& e) { FAIL() << render(e); });
+  EXPECT_DOUBLE_EQ(r.total, -1.0) << "a failed episode scores the failure reward";
+  self->send_exit(rails, caf::exit_reason::user_shutdown);
+  self->send_exit(reward, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace
+}  // namespace troupe
