@@ -19,6 +19,10 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<reward_request>("troupe::reward_request");
   cfg.add_message_type<reward_result>("troupe::reward_result");
   cfg.add_message_type<std::map<std::string, double>>("troupe::f64_map");
+  cfg.add_message_type<gen_request>("troupe::gen_request");
+  cfg.add_message_type<gen_result>("troupe::gen_result");
+  // weight_update is not registered: it is an in-process handle (actors/weight_sync.hpp)
+  // that CAF passes by reference-counted pointer and never serializes.
 }
 
 }  // namespace troupe

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "actors/env_host.hpp"
+#include "actors/generator.hpp"
 #include "actors/reward_actor.hpp"
 #include "core/store.hpp"
 #include "environments/environment.hpp"

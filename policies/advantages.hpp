@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "policies/algorithm_config.hpp"
+
 namespace troupe {
 
 // Leave-one-out baseline and spread, NeMo RL's calculate_baseline_and_std_per_prompt
@@ -52,24 +54,6 @@ torch::Tensor group_normalized_advantages(const torch::Tensor& rewards /* (P, G)
 // Dr. GRPO: A_i = R_i - mean over the group, no std.
 torch::Tensor group_mean_advantages(const torch::Tensor& rewards /* (P, G) */);  // (P, G)
 
-// Picks one of the above by name, for configs.
-struct advantage_config {
-  // "leave_one_out" (NeMo RL default) | "rloo" (leave-one-out without std) |
-  // "group_std" (GRPO paper) | "group_mean" (Dr. GRPO)
-  std::string estimator = "leave_one_out";
-  double std_epsilon = 1e-6;
-  bool unbiased_std = true;  // group_std only
-
-  // Throws input_error for an unknown estimator or a negative epsilon.
-  void validate() const;
-
-  template <class V>
-  void describe(V& v) {
-    v.field("estimator", estimator, "leave_one_out | rloo | group_std | group_mean");
-    v.field("std_epsilon", std_epsilon, "added to the std before dividing");
-    v.field("unbiased_std", unbiased_std, "group_std: divide the variance by G - 1 (true) or G");
-  }
-};
 torch::Tensor compute_advantages(const advantage_config& cfg, const torch::Tensor& rewards /* (P, G) */);
 
 // ---- dynamic sampling (DAPO) -------------------------------------------------------

@@ -154,9 +154,9 @@ void train_batch::validate() const {
       fail("per-token tensor '" + k + "' must start with (" + std::to_string(B) + ", " + std::to_string(T) + ")");
 }
 
-global_norms compute_global_norms(const train_batch& batch) {
+batch_totals global_totals(const train_batch& batch) {
   auto resp = batch.response_mask.to(torch::kFloat64);  // (B, T)
-  global_norms n;
+  batch_totals n;
   n.tokens = resp.sum().item<double>();
   n.sequences = resp.sum(1).gt(0).sum().item<double>();
   return n;
@@ -172,6 +172,7 @@ torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, c
   const auto out_dtype = model->dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   auto ids = input_ids.to(device);
   auto target = where.to(device).ne(0);  // (B, T): positions scored
+  target.select(1, 0).fill_(false);      // no position predicts token 0
   auto out = torch::zeros({B, T}, torch::TensorOptions().dtype(out_dtype).device(device));
   if (T < 2) return out;
   auto hidden = model->hidden_states(ids, attention_mask.to(device));  // (B, T, H)
@@ -258,13 +259,14 @@ void trainer::apply_optimizer_options() {
 
 step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
   batch.validate();
-  const auto norms = compute_global_norms(batch);
+  const auto norms = global_totals(batch);
   if (norms.tokens == 0) throw input_error("train batch: no response tokens to train (response_mask is all 0)");
   const double lr = scheduled_lr(cfg_, step_);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
   optimizer_->zero_grad(/*set_to_none=*/true);
   step_result r;
+  loss_metrics metrics;
   bool finite = true;
   double loss_sum = 0;
   std::int64_t microbatches = 0;
@@ -283,9 +285,10 @@ step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
     }
     if (out.loss.requires_grad()) out.loss.backward();
     loss_sum += v;
-    for (const auto& [k, x] : out.metrics) r.metrics[k] += x;
+    metrics.add(out.metrics);
   }
 
+  for (const auto& [k, x] : metrics.finalize()) r.metrics["train/" + k] = x;
   if (finite) {
     std::vector<torch::Tensor> norms_per_param;
     for (auto& p : params_)
@@ -362,6 +365,10 @@ void trainer::save_checkpoint(const std::string& dir) {
   const fs::path parent = target.parent_path();
   const fs::path tmp = parent / (".tmp-" + name + "-" + std::to_string(::getpid()));
   const fs::path old = parent / (".old-" + name + "-" + std::to_string(::getpid()));
+  const auto dtype = policy_->dtype();
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16 && dtype != torch::kFloat16)
+    throw input_error("checkpoint '" + target.string() + "': Hugging Face checkpoints hold float32, bfloat16 or float16 "
+                      "weights, and the policy is " + std::string(c10::toString(dtype)));
   std::error_code ec;
   auto fail = [&](const std::string& what) {
     fs::remove_all(tmp, ec);
@@ -373,7 +380,7 @@ void trainer::save_checkpoint(const std::string& dir) {
   fs::create_directories(tmp, ec);
   if (ec) fail("cannot create " + tmp.string() + ": " + ec.message());
   try {
-    save_pretrained(policy_, tmp.string(), policy_->dtype());
+    save_pretrained(policy_, tmp.string(), dtype);
 
     torch::serialize::OutputArchive state, optim;
     optimizer_->save(optim);

@@ -3,7 +3,7 @@
 //
 // One train_step(batch, loss):
 //   1. checks the batch and computes the global normalizers over all of it
-//      (global_norms: valid response tokens, sequences with a response token);
+//      (global_totals: valid response tokens, sequences with a response token);
 //   2. sets the learning rate of this step from the schedule (scheduled_lr);
 //   3. for each microbatch of `microbatch_size` rows (trimmed to its longest
 //      sequence), calls loss(policy, microbatch, norms) and backward() on the loss it
@@ -12,7 +12,7 @@
 // A loss or gradient that is not finite skips 4 (weights and optimizer state stay as
 // they were); max_consecutive_nonfinite such steps in a row throw training_diverged.
 //
-// The loss contract (policies/losses.hpp follows it): a loss divides by the GLOBAL
+// The loss contract (policies/losses.hpp states and follows it): a loss divides by the GLOBAL
 // normalizer it is given, never by a count of its own microbatch, so that the sum of
 // the microbatch losses is the loss of the whole batch, whatever microbatch_size is.
 //
@@ -32,6 +32,7 @@
 #include "core/config_binding.hpp"
 #include "core/error.hpp"
 #include "policies/causal_lm.hpp"
+#include "policies/losses.hpp"
 
 namespace troupe {
 
@@ -119,32 +120,24 @@ struct train_batch {
   void validate() const;
 };
 
-// The normalizers of the whole global batch, given to every microbatch's loss.
-struct global_norms {
-  double tokens = 0;     // sum of response_mask
-  double sequences = 0;  // sequences with at least one response token
-};
-global_norms compute_global_norms(const train_batch& batch);
+// The normalizers of the whole global batch, given to every microbatch's loss:
+// batch_totals (policies/losses.hpp) summed over response_mask: tokens = its sum,
+// sequences = rows with at least one response token.
+batch_totals global_totals(const train_batch& batch);
 
-// What a loss returns for one microbatch.
-struct loss_output {
-  // Scalar with grad: this microbatch's share of the global loss (divided by a global
-  // normalizer). A loss that does not require grad (e.g. a microbatch without response
-  // tokens) is added to the reported loss but not back-propagated.
-  torch::Tensor loss;
-  // Named values the trainer SUMS over microbatches into the step's metrics. Report a
-  // mean by dividing by the global normalizer, as the loss does. Names starting with
-  // "train/" are the trainer's.
-  std::map<std::string, double> metrics;
-};
-
-// loss(policy, microbatch, norms). The microbatch's tensors are on the policy's device;
-// the loss computes the current logprobs itself (token_logprobs) with grad enabled.
-using loss_fn = std::function<loss_output(causal_lm& policy, const train_batch& microbatch, const global_norms& norms)>;
+// loss(policy, microbatch, global) returns a loss_result (policies/losses.hpp):
+//   loss     () scalar with grad: this microbatch's share of the global loss (divided
+//            by a global normalizer). One that does not require grad (e.g. a microbatch
+//            without response tokens) is added to the reported loss, not back-propagated.
+//   metrics  loss_metrics; the trainer merges them over microbatches with add() and
+//            reports each finalized value as "train/<name>".
+// The microbatch's tensors are on the policy's device; the loss computes the current
+// logprobs itself (token_logprobs) with grad enabled.
+using loss_fn = std::function<loss_result(causal_lm& policy, const train_batch& microbatch, const batch_totals& global)>;
 
 // Logprobs of the given tokens under `model`: lp (B, T), lp[b, t] = log p(ids[b, t] |
 // ids[b, :t]) under log_softmax(logits / temperature) (position t-1 predicts t), for
-// the positions where `where` (B, T) is nonzero; 0 elsewhere (where[:, 0] must be 0).
+// the positions where `where` (B, T) is nonzero; 0 elsewhere and at t = 0.
 // Logits are computed for those positions only. Float32 for float32/bfloat16/float16
 // models, float64 for float64 ones. Differentiable when grad mode is on; agrees with
 // score_logprobs (policies/generation.hpp).
@@ -168,11 +161,11 @@ topk_logprobs teacher_topk(causal_lm& teacher, const train_batch& batch, std::in
 struct step_result {
   std::int64_t step = 0;  // trainer::step() after this call (skipped steps count)
   bool skipped = false;   // NaN/inf: no optimizer step
-  // "train/loss" (sum of microbatch losses; absent when not finite), "train/grad_norm"
-  // (global, before clipping; absent when not computed or not finite), "train/lr",
-  // "train/tokens", "train/sequences", "train/microbatches", "train/skipped" (0/1),
-  // "train/skipped_steps" (all so far), plus the loss's own metrics summed over
-  // microbatches.
+  // The loss's metrics merged over microbatches as "train/<name>", then the trainer's
+  // own (which win on a clash): "train/loss" (sum of microbatch losses; absent when not
+  // finite), "train/grad_norm" (global, before clipping; absent when not computed or not
+  // finite), "train/lr", "train/tokens", "train/sequences", "train/microbatches",
+  // "train/skipped" (0/1), "train/skipped_steps" (all so far).
   std::map<std::string, double> metrics;
 };
 
@@ -206,7 +199,8 @@ class trainer {
   // `dir` is replaced): the policy in Hugging Face layout, in its own dtype
   // (save_pretrained; float32, bfloat16 or float16), and trainer_state.pt with the
   // optimizer state, the CPU generator's and the trainer's generator's states, step
-  // and skip counters. Throws system_error naming the path; nothing is left behind.
+  // and skip counters. Throws system_error naming the path (nothing is left behind),
+  // input_error for a policy in another dtype (float64).
   void save_checkpoint(const std::string& dir);
   // Restores what save_checkpoint wrote into this trainer and its policy: training then
   // continues bit-identically. The section's optimizer settings (lr, betas, ...) stay

@@ -58,13 +58,13 @@ train_batch make_batch(std::uint64_t seed = 7) {
 
 // A token-level policy-gradient loss that follows the contract: masked -A * lp summed
 // and divided by the GLOBAL token count.
-loss_output pg_loss(causal_lm& m, const train_batch& mb, const global_norms& n) {
+loss_result pg_loss(causal_lm& m, const train_batch& mb, const batch_totals& n) {
   auto lp = token_logprobs(m, mb);  // (b, T)
   auto mask = mb.response_mask.to(lp.dtype());
   auto adv = mb.extra("advantages").to(lp.dtype()).unsqueeze(1);  // (b, 1)
-  loss_output out;
+  loss_result out;
   out.loss = -(adv * lp * mask).sum() / n.tokens;
-  out.metrics["pg/mean_logprob"] = (lp * mask).sum().item<double>() / n.tokens;
+  out.metrics.add_mean("mean_logprob", (lp * mask).sum().item<double>(), mask.sum().item<double>());
   return out;
 }
 
@@ -115,14 +115,54 @@ TEST(trainer, microbatched_gradients_equal_full_batch_gradients_in_fp64) {
       EXPECT_GT(full.metrics.at("train/grad_norm"), 1e-3);  // not a vacuous comparison
       continue;
     }
-    EXPECT_LT(max_abs_diff(grads_of(t.policy()), full_grads), 0.0) << "microbatch_size " << m;
+    EXPECT_LT(max_abs_diff(grads_of(t.policy()), full_grads), 1e-6) << "microbatch_size " << m;
     EXPECT_LT(max_abs_diff(weights_of(t.policy()), full_weights), 1e-6) << "microbatch_size " << m;
     EXPECT_NEAR(r.metrics.at("train/loss"), full.metrics.at("train/loss"), 1e-12);
-    EXPECT_NEAR(r.metrics.at("pg/mean_logprob"), full.metrics.at("pg/mean_logprob"), 1e-12);
+    EXPECT_NEAR(r.metrics.at("train/mean_logprob"), full.metrics.at("train/mean_logprob"), 1e-12);
     EXPECT_NEAR(r.metrics.at("train/grad_norm"), full.metrics.at("train/grad_norm"), 1e-9);
   }
   EXPECT_EQ(full.metrics.at("train/tokens"), 3 + 12 + 6 + 7 + 5 + 10 + 0 + 10);
   EXPECT_EQ(full.metrics.at("train/sequences"), 7);
+}
+
+// The GRPO update as the trainer actor will run it: lp_old and lp_ref scored before the
+// step, clipped_pg_loss (policies/losses.hpp) with a KL term, a second step off-policy.
+TEST(trainer, clipped_pg_loss_with_kl_is_microbatch_invariant_through_the_trainer) {
+  auto batch = make_batch();
+  clipped_pg_config pg;
+  pg.reference_policy_kl_penalty = 0.1;
+  std::map<std::string, torch::Tensor> full_grads;
+  std::map<std::string, double> full_metrics;
+  for (std::int64_t m : {8, 3}) {
+    trainer t(tiny_model(torch::kFloat64), section(m));
+    auto b = batch;
+    b.per_token["ref_logprobs"] = t.reference_logprobs(b);
+    step_result r;
+    for (int step = 0; step < 2; ++step) {
+      b.per_token["old_logprobs"] = t.policy_logprobs(b);
+      auto loss = [&](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+        pg_inputs in;
+        in.lp = token_logprobs(policy, mb);
+        in.lp_old = mb.extra("old_logprobs");
+        in.lp_ref = mb.extra("ref_logprobs");
+        in.advantages = mb.extra("advantages");
+        in.mask = mb.response_mask.to(torch::kFloat64);
+        return clipped_pg_loss(pg, in, global);
+      };
+      // Two updates on one batch: the second sees r != 1 (lp_old from before the first).
+      r = t.train_step(b, loss);
+      r = t.train_step(b, loss);
+    }
+    if (m == 8) {
+      full_grads = grads_of(t.policy());
+      full_metrics = r.metrics;
+      EXPECT_GT(r.metrics.at("train/kl_penalty"), 0.0);
+      continue;
+    }
+    EXPECT_LT(max_abs_diff(grads_of(t.policy()), full_grads), 1e-6);
+    for (const char* k : {"train/loss", "train/pg_loss", "train/kl_penalty", "train/approx_kl", "train/probs_ratio"})
+      EXPECT_NEAR(r.metrics.at(k), full_metrics.at(k), 1e-9) << k;
+  }
 }
 
 TEST(trainer, current_policy_logprobs_agree_with_score_logprobs_in_fp32) {
@@ -276,6 +316,9 @@ TEST(trainer, checkpoint_directory_appears_atomically_and_replaces_an_old_one) {
   EXPECT_TRUE(bit_identical(weights_of(u.policy()), weights_of(t.policy())));
 
   EXPECT_THROW(u.load_checkpoint(dir / "missing"), input_error);
+  trainer f64(tiny_model(torch::kFloat64), section(4), false);
+  EXPECT_THROW(f64.save_checkpoint(dir / "f64"), input_error);  // HF files hold no float64
+  EXPECT_FALSE(std::filesystem::exists(dir / "f64"));
   // A checkpoint that cannot be written leaves nothing behind and says where.
   dir.write("file", "x");
   try {
@@ -293,7 +336,7 @@ TEST(trainer, a_nonfinite_loss_skips_the_step_counts_it_and_keeps_the_weights) {
   trainer t(tiny_model(torch::kFloat32), s, false);
   int calls = 0;
   bool poison = false;
-  auto loss = [&](causal_lm& m, const train_batch& mb, const global_norms& n) {
+  auto loss = [&](causal_lm& m, const train_batch& mb, const batch_totals& n) {
     auto out = pg_loss(m, mb, n);
     if (poison && ++calls == 2) out.loss = out.loss * std::numeric_limits<double>::quiet_NaN();  // second microbatch
     return out;
@@ -332,7 +375,7 @@ TEST(trainer, an_infinite_gradient_under_a_finite_loss_skips_the_step) {
   auto batch = make_batch();
   trainer t(tiny_model(torch::kFloat32), section(8), false);
   auto before = weights_of(t.policy());
-  auto r = t.train_step(batch, [](causal_lm& m, const train_batch& mb, const global_norms& n) {
+  auto r = t.train_step(batch, [](causal_lm& m, const train_batch& mb, const batch_totals& n) {
     auto out = pg_loss(m, mb, n);
     auto w = m->model->norm->weight;
     out.loss = out.loss + torch::sqrt(w - w.detach()).sum();  // value 0, gradient inf
@@ -352,7 +395,7 @@ TEST(trainer, the_reference_model_stays_frozen_while_the_policy_trains) {
   auto ref_lp0 = t.reference_logprobs(batch);
   EXPECT_TRUE(torch::equal(ref_lp0, t.policy_logprobs(batch)));  // a copy of the policy at start
   for (int i = 0; i < 3; ++i)
-    t.train_step(batch, [&](causal_lm& m, const train_batch& mb, const global_norms& n) {
+    t.train_step(batch, [&](causal_lm& m, const train_batch& mb, const batch_totals& n) {
       auto out = pg_loss(m, mb, n);
       // A KL-style term that reads the reference: it must not pull grads into it.
       auto ref_lp = token_logprobs(*t.reference(), mb);

@@ -1,0 +1,91 @@
+#include "actors/generator_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/errors.hpp"
+#include "actors/message_types.hpp"
+#include "actors/weight_snapshot.hpp"
+#include "core/error.hpp"
+#include "policies/generation.hpp"
+
+namespace troupe {
+
+weight_snapshot::weight_snapshot(causal_lm& model) {
+  torch::NoGradGuard g;
+  for (const auto& p : model->named_parameters()) {
+    names.push_back(p.key());
+    tensors.push_back(p.value().detach().clone());
+  }
+}
+
+void weight_snapshot::load_into(causal_lm& model) const {
+  torch::NoGradGuard g;
+  auto params = model->named_parameters();
+  if (params.size() != tensors.size())
+    throw input_error("weight update: " + std::to_string(tensors.size()) + " tensors for a model with " +
+                      std::to_string(params.size()));
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    auto* p = params.find(names[i]);
+    if (p == nullptr || !p->sizes().equals(tensors[i].sizes()))
+      throw input_error("weight update: tensor '" + names[i] + "' does not fit this model");
+    p->copy_(tensors[i]);
+  }
+}
+
+namespace {
+
+struct generator_state {
+  std::unique_ptr<generation_engine> engine;
+  std::shared_ptr<const tokenizer> tok;
+  std::int64_t version = 0;
+  static inline const char* name = "troupe.generator";
+};
+
+caf::behavior generator(caf::stateful_actor<generator_state>* self, causal_lm model,
+                        std::shared_ptr<const tokenizer> tok, std::int64_t version) {
+  convert_exceptions(self);
+  model->eval();
+  self->state.tok = tok;
+  self->state.engine = std::make_unique<generation_engine>(model, tok.get());
+  self->state.version = version;
+  return {
+    [self](generate_atom, const std::vector<gen_request>& reqs) {
+      std::vector<generation_request> batch;
+      batch.reserve(reqs.size());
+      for (const auto& r : reqs) {
+        generation_request g;
+        g.prompt = r.prompt;
+        g.seed = r.seed;
+        g.params.max_new_tokens = r.max_new_tokens;
+        g.params.temperature = r.temperature;
+        g.params.top_k = r.top_k;
+        g.params.top_p = r.top_p;
+        g.params.stop_strings = r.stop_strings;
+        batch.push_back(std::move(g));
+      }
+      auto outs = self->state.engine->generate(batch);
+      std::vector<gen_result> results;
+      results.reserve(outs.size());
+      for (auto& o : outs)
+        results.push_back({std::move(o.tokens), std::move(o.logprobs), std::move(o.text), to_string(o.finish),
+                           self->state.version});
+      return results;
+    },
+    [self](weights_atom, const weight_update& u) {
+      u.weights->load_into(self->state.engine->model());
+      self->state.version = u.version;
+      return u.version;
+    },
+    [self](status_atom) { return self->state.version; },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_generator(caf::actor_system& sys, causal_lm model, std::shared_ptr<const tokenizer> tok,
+                           std::int64_t version) {
+  return sys.spawn<caf::detached>(generator, std::move(model), std::move(tok), version);
+}
+
+}  // namespace troupe

@@ -1,0 +1,28 @@
+// Weight updates between the trainer and the generators, in one process (the
+// in-process transport of DESIGN.md "Weight sync"): the trainer publishes a snapshot of
+// its parameters under a version number and sends generators a handle to it; the
+// tensors themselves never pass through a mailbox or a serializer. The snapshot type
+// is defined on the torch side (actors/weight_snapshot.hpp); this header names it only,
+// so protocol headers stay free of torch.
+#pragma once
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <memory>
+
+namespace troupe {
+
+class weight_snapshot;  // actors/weight_snapshot.hpp
+
+struct weight_update {
+  std::int64_t version = 0;
+  std::shared_ptr<const weight_snapshot> weights;  // immutable once published
+};
+
+}  // namespace troupe
+
+// In-process only: a weight_update holds a pointer, so it cannot cross a process. The
+// remote transports (Gloo, NCCL) are the Weight-resync issue's.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::weight_update)

@@ -1,0 +1,76 @@
+// GRPO update throughput of troupe's trainer: trained (response) tokens per second of
+// train_step with clipped_pg_loss (policies/losses.hpp, no KL), AdamW and grad-norm
+// clipping, microbatched, on random sequences of one length with fixed random
+// advantages. lp_old is scored once before timing (as the trainer actor does per
+// batch). One warm-up step, then the best of --repeats. bench/grpo_update_pytorch.py
+// runs the same update in plain PyTorch + transformers on the same weights and batch
+// (the printed losses agree); run the two one after the other.
+//   grpo_update_bench --model DIR --batch 8 --seq 128 --prompt 32 --microbatch 4
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+
+#include "policies/checkpoint.hpp"
+#include "policies/trainer.hpp"
+
+using namespace troupe;
+
+int main(int argc, char** argv) {
+  std::string model_dir;
+  std::int64_t batch = 8, seq = 128, prompt = 32, microbatch = 4;
+  int repeats = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string f = argv[i], v = argv[i + 1];
+    if (f == "--model") model_dir = v;
+    else if (f == "--batch") batch = std::stoll(v);
+    else if (f == "--seq") seq = std::stoll(v);
+    else if (f == "--prompt") prompt = std::stoll(v);
+    else if (f == "--microbatch") microbatch = std::stoll(v);
+    else if (f == "--repeats") repeats = std::stoi(v);
+    else {
+      std::cerr << "unknown flag " << f << '\n';
+      return 2;
+    }
+  }
+  auto model = load_pretrained(model_dir);
+  trainer_section s;
+  s.lr = 1e-6;
+  s.microbatch_size = microbatch;
+  s.max_grad_norm = 1.0;
+  trainer t(model, s, /*with_reference=*/false);
+
+  torch::manual_seed(0);
+  train_batch b;
+  b.input_ids = torch::randint(0, model->config().vocab_size, {batch, seq});
+  b.attention_mask = torch::ones({batch, seq}, torch::kInt64);
+  b.response_mask = torch::zeros({batch, seq});
+  b.response_mask.narrow(1, prompt, seq - prompt).fill_(1);
+  b.per_sequence["advantages"] = torch::randn({batch});
+  b.per_token["old_logprobs"] = t.policy_logprobs(b);
+
+  clipped_pg_config pg;
+  pg.reference_policy_kl_penalty = 0;
+  auto loss = [&](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+    pg_inputs in;
+    in.lp = token_logprobs(policy, mb);
+    in.lp_old = mb.extra("old_logprobs");
+    in.advantages = mb.extra("advantages");
+    in.mask = mb.response_mask;
+    return clipped_pg_loss(pg, in, global);
+  };
+  t.train_step(b, loss);  // warm-up
+  double best = 1e30, last_loss = 0;
+  for (int i = 0; i < repeats; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = t.train_step(b, loss);
+    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    last_loss = r.metrics.at("train/loss");
+  }
+  const auto tokens = static_cast<double>(batch * (seq - prompt));
+  std::printf("troupe batch=%lld seq=%lld prompt=%lld microbatch=%lld threads=%d: %.1f trained tokens/s "
+              "(best of %d: %.3f s/step; loss %.6f)\n",
+              static_cast<long long>(batch), static_cast<long long>(seq), static_cast<long long>(prompt),
+              static_cast<long long>(microbatch), torch::get_num_threads(), tokens / best, repeats, best, last_loss);
+  return 0;
+}
