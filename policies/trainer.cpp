@@ -64,13 +64,6 @@ void set_generator_state(at::Generator& g, const torch::Tensor& state) {
 
 // --- config -------------------------------------------------------------------------
 
-std::optional<std::string> trainer_section::betas_check::operator()(const std::vector<double>& b) const {
-  if (b.size() != 2) return "expected two values [beta1, beta2], got " + std::to_string(b.size());
-  for (double x : b)
-    if (!(x >= 0.0 && x < 1.0)) return "each beta must be in [0, 1), got " + fmt(x);
-  return std::nullopt;
-}
-
 void trainer_section::validate(const std::string& path) const {
   auto key = [&](const char* k) { return path + "." + k; };
   if (lr_schedule == "constant" && warmup_steps > 0)
@@ -257,7 +250,7 @@ void trainer::apply_optimizer_options() {
   }
 }
 
-step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
+train_step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
   batch.validate();
   const auto norms = global_totals(batch);
   if (norms.tokens == 0) throw input_error("train batch: no response tokens to train (response_mask is all 0)");
@@ -265,7 +258,7 @@ step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 
   optimizer_->zero_grad(/*set_to_none=*/true);
-  step_result r;
+  train_step_result r;
   loss_metrics metrics;
   bool finite = true;
   double loss_sum = 0;

@@ -31,56 +31,12 @@
 
 #include "core/config_binding.hpp"
 #include "core/error.hpp"
+#include "policies/algorithm_config.hpp"
 #include "policies/causal_lm.hpp"
 #include "policies/losses.hpp"
 
 namespace troupe {
 
-// The `trainer:` section of an experiment.
-struct trainer_section {
-  double lr = 1e-6;
-  double weight_decay = 0.01;
-  std::vector<double> betas = {0.9, 0.999};
-  double eps = 1e-8;
-  double max_grad_norm = 1.0;          // 0: no clipping (the norm is still reported)
-  std::int64_t microbatch_size = 4;
-  std::string lr_schedule = "constant";  // constant | linear_warmup | cosine
-  std::int64_t warmup_steps = 0;
-  std::int64_t total_steps = 0;        // 0: unknown; cosine needs it
-  double min_lr = 0.0;                 // cosine: the lr it decays to
-  std::int64_t max_consecutive_nonfinite = 3;
-  std::int64_t seed = 0;               // the trainer's own generator (trainer::generator)
-
-  template <class V>
-  void describe(V& v) {
-    v.field("lr", lr, "AdamW peak learning rate", at_least(0.0));
-    v.field("weight_decay", weight_decay, "AdamW decoupled weight decay", at_least(0.0));
-    v.field("betas", betas, "AdamW (beta1, beta2), each in [0, 1)", betas_check{});
-    v.field("eps", eps, "AdamW epsilon", greater_than(0.0));
-    v.field("max_grad_norm", max_grad_norm, "clip the global gradient norm to this; 0 turns clipping off",
-            at_least(0.0));
-    v.field("microbatch_size", microbatch_size, "sequences per forward/backward pass (gradients accumulate)",
-            at_least<std::int64_t>(1));
-    v.field("lr_schedule", lr_schedule, "learning-rate schedule", one_of{"constant", "linear_warmup", "cosine"});
-    v.field("warmup_steps", warmup_steps, "linear_warmup, cosine: steps of linear warmup from lr/warmup_steps to lr",
-            at_least<std::int64_t>(0));
-    v.field("total_steps", total_steps, "cosine: steps of the whole run (warmup included); 0 = unknown",
-            at_least<std::int64_t>(0));
-    v.field("min_lr", min_lr, "cosine: learning rate at total_steps", at_least(0.0));
-    v.field("max_consecutive_nonfinite", max_consecutive_nonfinite,
-            "skipped steps (NaN/inf loss or gradients) in a row before training stops with an error",
-            at_least<std::int64_t>(1));
-    v.field("seed", seed, "seed of the trainer's own random generator", at_least<std::int64_t>(0));
-  }
-
-  // Throws input_error naming `path` ("trainer") for settings that conflict with each
-  // other, with a sentence saying how to fix them. Field-level checks are in describe().
-  void validate(const std::string& path = "trainer") const;
-
-  struct betas_check {
-    std::optional<std::string> operator()(const std::vector<double>& b) const;
-  };
-};
 
 // The learning rate of the 0-based step `step` (the step about to be taken).
 //   constant       lr
@@ -158,7 +114,7 @@ topk_logprobs teacher_topk(causal_lm& teacher, const train_batch& batch, std::in
                            std::int64_t microbatch_size = 0, double temperature = 1.0);
 
 // What one train_step did.
-struct step_result {
+struct train_step_result {
   std::int64_t step = 0;  // trainer::step() after this call (skipped steps count)
   bool skipped = false;   // NaN/inf: no optimizer step
   // The loss's metrics merged over microbatches as "train/<name>", then the trainer's
@@ -187,7 +143,7 @@ class trainer {
 
   // One optimizer step over `batch` (see the top of this file). Throws input_error for
   // a malformed batch or one without response tokens, training_diverged as above.
-  step_result train_step(const train_batch& batch, const loss_fn& loss);
+  train_step_result train_step(const train_batch& batch, const loss_fn& loss);
 
   // Logprobs (B, T) on the CPU of the batch's response tokens, no grad, microbatched:
   // under the current policy (lp_old) and under the reference model (lp_ref; logic_error

@@ -103,7 +103,7 @@ trainer_section section(std::int64_t microbatch_size) {
 TEST(trainer, microbatched_gradients_equal_full_batch_gradients_in_fp64) {
   auto batch = make_batch();
   std::map<std::string, torch::Tensor> full_grads, full_weights;
-  step_result full;
+  train_step_result full;
   for (std::int64_t m : {8, 3, 1}) {
     trainer t(tiny_model(torch::kFloat64), section(m), /*with_reference=*/false);
     auto r = t.train_step(batch, pg_loss);
@@ -137,7 +137,7 @@ TEST(trainer, clipped_pg_loss_with_kl_is_microbatch_invariant_through_the_traine
     trainer t(tiny_model(torch::kFloat64), section(m));
     auto b = batch;
     b.per_token["ref_logprobs"] = t.reference_logprobs(b);
-    step_result r;
+    train_step_result r;
     for (int step = 0; step < 2; ++step) {
       b.per_token["old_logprobs"] = t.policy_logprobs(b);
       auto loss = [&](causal_lm& policy, const train_batch& mb, const batch_totals& global) {

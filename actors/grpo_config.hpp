@@ -1,0 +1,99 @@
+// The config sections of the GRPO experiment (actors/grpo.hpp), without torch so that
+// the binary can read and print them.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "core/config_binding.hpp"
+#include "policies/algorithm_config.hpp"
+
+namespace troupe {
+
+// `env:` which environment judges the episodes.
+struct env_section {
+  std::string name = "arithmetic";
+  std::map<std::string, std::string> options;  // the environment's own options
+  std::int64_t pool = 4;                       // instances judging concurrently
+  double episode_timeout_s = 30;
+
+  template <class V>
+  void describe(V& v) {
+    v.field("name", name, "a registered environment");
+    v.field("options", options, "the environment's options, e.g. {max_digits: \"2\"}");
+    v.field("pool", pool, "environment instances judging episodes concurrently", in_range<std::int64_t>(1, 4096));
+    v.field("episode_timeout_s", episode_timeout_s, "an episode running longer fails", greater_than(0.0));
+  }
+};
+
+// `tokenizer:` for policies built from scratch (policy.path empty); a Hugging Face
+// policy uses its own tokenizer.json.
+struct tokenizer_section {
+  std::string alphabet = "0123456789+-*= \n";  // char tokenizer: one id per character
+  template <class V>
+  void describe(V& v) {
+    v.field("alphabet", alphabet, "characters of the char tokenizer (then <pad>, <bos>, <eos>)");
+  }
+};
+
+// `sft:` the warm-start stage before GRPO: supervised steps on correct answers.
+struct sft_section {
+  std::int64_t steps = 100;        // 0 skips the stage
+  std::int64_t batch_size = 32;
+  double lr = 3e-3;
+  std::int64_t microbatch_size = 32;
+
+  template <class V>
+  void describe(V& v) {
+    v.field("steps", steps, "supervised steps before GRPO; 0 skips the stage", at_least<std::int64_t>(0));
+    v.field("batch_size", batch_size, "examples per step", at_least<std::int64_t>(1));
+    v.field("lr", lr, "AdamW learning rate of the stage", greater_than(0.0));
+    v.field("microbatch_size", microbatch_size, "examples per forward/backward pass", at_least<std::int64_t>(1));
+  }
+};
+
+// `grpo:` the RL stage.
+struct grpo_section {
+  std::int64_t steps = 60;
+  std::int64_t prompts_per_step = 16;
+  std::int64_t group_size = 8;             // samples per prompt
+  std::int64_t max_new_tokens = 8;
+  double temperature = 1.0;
+  double top_p = 1.0;
+  std::int64_t top_k = 0;
+  std::int64_t max_staleness = 0;          // 0: synchronous; k: generation may use weights k versions old
+  std::int64_t eval_every = 10;            // steps between held-out evaluations (and at 0 and the end)
+  std::int64_t eval_prompts = 200;
+  std::int64_t pass_k = 4;                 // pass@k: k samples per eval prompt at `temperature`
+  std::int64_t checkpoint_every = 20;      // steps between checkpoints (and at the end); 0: only at the end
+  std::int64_t rollouts_logged = 4;        // rollouts stored per step
+  double failure_reward = 0.0;             // the reward of a failed or blocked episode
+  clipped_pg_config loss;
+  advantage_config advantages;
+
+  template <class V>
+  void describe(V& v) {
+    v.field("steps", steps, "GRPO steps", at_least<std::int64_t>(0));
+    v.field("prompts_per_step", prompts_per_step, "prompts per step", at_least<std::int64_t>(1));
+    v.field("group_size", group_size, "samples per prompt (the group of the advantages)", at_least<std::int64_t>(1));
+    v.field("max_new_tokens", max_new_tokens, "tokens generated per sample at most", at_least<std::int64_t>(1));
+    v.field("temperature", temperature, "sampling temperature", greater_than(0.0));
+    v.field("top_p", top_p, "nucleus sampling mass", in_range(1e-6, 1.0));
+    v.field("top_k", top_k, "top-k sampling; 0 is off", at_least<std::int64_t>(0));
+    v.field("max_staleness", max_staleness, "async GRPO: weight versions generation may lag behind; 0 is synchronous",
+            at_least<std::int64_t>(0));
+    v.field("eval_every", eval_every, "steps between held-out evaluations; 0: only at the start and the end",
+            at_least<std::int64_t>(0));
+    v.field("eval_prompts", eval_prompts, "held-out prompts per evaluation", at_least<std::int64_t>(1));
+    v.field("pass_k", pass_k, "samples per prompt for eval/pass@k", at_least<std::int64_t>(1));
+    v.field("checkpoint_every", checkpoint_every, "steps between checkpoints; 0: only at the end",
+            at_least<std::int64_t>(0));
+    v.field("rollouts_logged", rollouts_logged, "rollouts stored in the run store per step", at_least<std::int64_t>(0));
+    v.field("failure_reward", failure_reward, "reward of an episode that failed or was blocked");
+    v.field("loss", loss, "clipped policy-gradient loss (NeMo RL's option names)");
+    v.field("advantages", advantages, "advantage estimator");
+  }
+};
+
+}  // namespace troupe
