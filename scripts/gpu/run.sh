@@ -28,15 +28,21 @@ prefix=/tmp/troupe-deps
 rm -rf "$prefix" && mkdir -p "$prefix"
 for f in .deb/*.deb; do dpkg -x "$f" "$prefix"; done
 lib="$prefix/usr/lib/x86_64-linux-gnu"
+# The shared SQLite only: its static, non-PIC libsqlite3.a cannot go into our shared libs.
+rm -f "$lib/libsqlite3.a"
 export PKG_CONFIG_LIBDIR="$lib/pkgconfig:$prefix/usr/share/pkgconfig"
 export PKG_CONFIG_SYSROOT_DIR="$prefix"
 export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 step "configure"
 build=build-gpu
+rm -f "$build/CMakeCache.txt"  # found libraries are cached; the prefix may have changed
 TROUPE_VENV=$(dirname "$(dirname "$py")") cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_PREFIX_PATH="$prefix/usr" -DTROUPE_WERROR=OFF -DCMAKE_CUDA_ARCHITECTURES=90a \
-  -DTORCH_CUDA_ARCH_LIST=9.0a || exit 1
+  -DTORCH_CUDA_ARCH_LIST=9.0a \
+  -DCMAKE_CXX_FLAGS="-include cstdint" || exit 1
+# (-include cstdint: that machine's g++ 13 no longer pulls <cstdint> in through other
+# standard headers, and CAF 0.17's and yaml-cpp 0.7's headers rely on it.)
 
 step "build"
 cmake --build "$build" -j "$(nproc)" || exit 1
