@@ -25,5 +25,7 @@ using generate_atom = caf::atom_constant<caf::atom("generate")>;
 using train_atom = caf::atom_constant<caf::atom("train")>;
 using weights_atom = caf::atom_constant<caf::atom("weights")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
+using load_atom = caf::atom_constant<caf::atom("load")>;
+using sft_atom = caf::atom_constant<caf::atom("sft")>;
 
 }  // namespace troupe

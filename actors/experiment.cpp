@@ -1,11 +1,16 @@
 #include "actors/experiment.hpp"
 
+#include "actors/torch_plugin.hpp"
+
 namespace troupe {
 
 const std::vector<experiment_entry>& experiments() {
   static const std::vector<experiment_entry> all = {
     {"smoke", "a round trip through the actor system: supervised workers, the store, progress",
-     run_smoke},
+     run_smoke, {}},
+    {"grpo", "GRPO with a warm-start SFT stage: generator, env host, rails, reward and trainer actors",
+     [](experiment_context& ctx) { return torch_plugin().run_grpo(ctx); },
+     [](const experiment_config& cfg) { torch_plugin().validate_grpo(cfg); }},
   };
   return all;
 }

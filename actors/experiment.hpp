@@ -33,6 +33,9 @@ struct experiment_entry {
   std::string name;
   std::string summary;  // one line for `troupe run --help`
   std::function<experiment_outcome(experiment_context&)> run;
+  // Checks settings that only the experiment knows (conflicts, supported combinations)
+  // before any run directory exists; throws input_error. May be empty.
+  std::function<void(const experiment_config&)> validate;
 };
 
 // Every experiment troupe knows, in the order `--help` lists them.

@@ -5,10 +5,15 @@
 
 #include <string>
 
+#include "actors/grpo_config.hpp"
 #include "actors/smoke.hpp"
 #include "actors/system.hpp"
 #include "core/config_binding.hpp"
 #include "core/run_dir.hpp"
+#include "guardrails/rail.hpp"
+#include "policies/algorithm_config.hpp"
+#include "policies/model_config.hpp"
+#include "rewards/reward.hpp"
 
 namespace troupe {
 
@@ -17,6 +22,14 @@ struct experiment_config {
   run_section run;
   system_section system;
   smoke_section smoke;
+  policy_section policy;
+  tokenizer_section tokenizer;
+  trainer_section trainer;
+  sft_section sft;
+  grpo_section grpo;
+  env_section env;
+  reward_section reward;
+  guardrails_section guardrails;
 
   template <class V>
   void describe(V& v) {
@@ -24,6 +37,14 @@ struct experiment_config {
     v.field("run", run, "where the run is stored");
     v.field("system", system, "actor system and display");
     v.field("smoke", smoke, "the smoke experiment");
+    v.field("policy", policy, "the policy: a Hugging Face directory or a small model built here");
+    v.field("tokenizer", tokenizer, "the tokenizer of a small model");
+    v.field("trainer", trainer, "optimizer and microbatching of the RL stage");
+    v.field("sft", sft, "the warm-start supervised stage");
+    v.field("grpo", grpo, "the GRPO stage");
+    v.field("env", env, "the environment");
+    v.field("reward", reward, "how reward components combine");
+    v.field("guardrails", guardrails, "rails on the policy's output, as reward components");
   }
 };
 

@@ -13,6 +13,7 @@
 #include "actors/env_host.hpp"
 #include "actors/generator.hpp"
 #include "actors/reward_actor.hpp"
+#include "actors/trainer_actor.hpp"
 #include "core/store.hpp"
 #include "environments/environment.hpp"
 #include "guardrails/rail.hpp"

@@ -16,13 +16,20 @@
 
 namespace troupe {
 
+struct experiment_config;
+struct experiment_context;
+struct experiment_outcome;
+
 struct torch_plugin_api {
-  static constexpr int current_abi = 2;
+  static constexpr int current_abi = 4;
   int abi_version = current_abi;
   device_report (*probe_devices)() = nullptr;
   // `troupe generate ARGS...` (cli/cmd_generate.cpp): returns the exit code; throws
   // input_error / system_error like the other commands.
   int (*cmd_generate)(const std::vector<std::string>& args) = nullptr;
+  // The GRPO experiment (actors/grpo.hpp).
+  experiment_outcome (*run_grpo)(experiment_context& ctx) = nullptr;
+  void (*validate_grpo)(const experiment_config& cfg) = nullptr;
 };
 
 // The plugin's entry point, looked up with dlsym by this name.

@@ -1,5 +1,7 @@
 // The torch plugin's entry point (see actors/torch_plugin.hpp): the only symbol the
 // `troupe` binary looks up in libtroupe_torch.so.
+#include "actors/experiment.hpp"
+#include "actors/grpo.hpp"
 #include "actors/torch_plugin.hpp"
 #include "cli/commands.hpp"
 
@@ -8,6 +10,8 @@ extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api
     troupe::torch_plugin_api a;
     a.probe_devices = &troupe::probe_devices;
     a.cmd_generate = &troupe::cli::cmd_generate;
+    a.run_grpo = &troupe::run_grpo;
+    a.validate_grpo = &troupe::validate_grpo;
     return a;
   }();
   return &api;

@@ -57,9 +57,11 @@ experiment_config resolve(const run_request& r) {
   if (cfg.experiment.empty())
     throw input_error((where ? where->where.to_string() : r.config_path) +
                       ": experiment: required key is missing or empty" + suggest("", names));
-  if (find_experiment(cfg.experiment) == nullptr)
+  const experiment_entry* entry = find_experiment(cfg.experiment);
+  if (entry == nullptr)
     throw input_error(where->where.to_string() + ": experiment: unknown experiment '" + cfg.experiment + "'" +
                       suggest(cfg.experiment, names));
+  if (entry->validate) entry->validate(cfg);
   return cfg;
 }
 

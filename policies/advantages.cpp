@@ -35,21 +35,26 @@ baseline_and_std leave_one_out_baseline_and_std(const torch::Tensor& rewards) {
   }
   const torch::Tensor total = rewards.sum(1, true);                // (P, 1)
   out.baseline = (total - rewards) / static_cast<double>(G - 1);  // (P, G)
-  if (G <= 2) {
-    out.std = torch::zeros_like(rewards);
-    return out;
-  }
   // dev[p, i, j] = R_pj - baseline_pi, for j != i.
   torch::Tensor dev = rewards.unsqueeze(1) - out.baseline.unsqueeze(2);  // (P, G, G)
   torch::Tensor others = 1 - torch::eye(G, rewards.options());          // (G, G) 0 on the diagonal
-  out.std = ((dev.square() * others).sum(2) / static_cast<double>(G - 2)).sqrt();  // (P, G)
+  // The population std of the G - 1 others, as NeMo RL computes it
+  // (sqrt(mean of squares - square of mean) over the others).
+  out.std = ((dev.square() * others).sum(2) / static_cast<double>(G - 1)).sqrt();  // (P, G)
   return out;
 }
 
 torch::Tensor leave_one_out_advantages(const torch::Tensor& rewards, bool normalize_std, double epsilon) {
   const baseline_and_std bs = leave_one_out_baseline_and_std(rewards);
   torch::Tensor adv = rewards - bs.baseline;  // (P, G)
-  if (normalize_std) adv = torch::where(bs.std > 0, adv / (bs.std + epsilon), adv);
+  if (normalize_std) {
+    // NeMo RL normalizes only where std > 0. Rewards that are equal but not exactly
+    // representable (0.1) leave a std of rounding noise (~1e-17), and dividing by that
+    // plus epsilon would turn one reward of difference into an advantage of ~1e6. A std
+    // below 1e-9 of the group's reward scale counts as 0.
+    auto scale = rewards.abs().amax(1, true).clamp_min(1.0);  // (P, 1)
+    adv = torch::where(bs.std > scale * 1e-9, adv / (bs.std + epsilon), adv);
+  }
   return zero_where_constant(adv, rewards);
 }
 

@@ -183,6 +183,49 @@ TEST(cli, generate_prints_transformers_greedy_tokens_as_json_and_is_seeded) {
   EXPECT_EQ(troupe(dir, "generate --model '" + model + "' --prompt x --top-p 0").code, 2);
 }
 
+TEST(cli, grpo_runs_sft_then_grpo_through_the_actors_and_records_what_it_did) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  auto r = troupe(dir, "run '" + example +
+                         "' run.name=g sft.steps=4 grpo.steps=3 grpo.prompts_per_step=4 grpo.group_size=4 "
+                         "grpo.eval_every=2 grpo.eval_prompts=8 grpo.checkpoint_every=2 system.progress=log");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("sft 4/4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("grpo 3/3"), std::string::npos) << r.out;
+  auto store = run_store::open(dir / "runs/g/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.info().status, "finished");
+  for (const char* name :
+       {"train/reward_mean", "train/loss", "train/kl", "train/clip_frac", "train/entropy", "train/grad_norm",
+        "train/token_mult_prob_error", "time/step_s", "time/generate_s", "time/env_s", "time/reward_s", "time/train_s",
+        "time/sync_s", "time/coordination_s"})
+    EXPECT_EQ(store.metrics(name).size(), 3u) << name;
+  EXPECT_EQ(store.metrics("sft/loss").size(), 4u);
+  auto pass1 = store.metrics("eval/pass@1");
+  ASSERT_EQ(pass1.size(), 3u) << "at GRPO step 0, every 2 steps, at the end";
+  EXPECT_EQ(pass1[0].step, 0);
+  EXPECT_EQ(pass1[2].step, 3);
+  EXPECT_EQ(store.metrics("eval/pass@k").size(), 3u);
+  EXPECT_EQ(store.rollouts(1000).size(), 3u * 4u) << "grpo.rollouts_logged per step";
+  auto ckpts = store.checkpoints();
+  ASSERT_EQ(ckpts.size(), 2u) << "every 2 steps and at the end";
+  EXPECT_EQ(ckpts[0].path, "checkpoints/step_000002");
+  for (const char* f : {"config.json", "model.safetensors", "trainer_state.pt"})
+    EXPECT_TRUE(fs::exists(dir / ("runs/g/" + ckpts[1].path + "/" + f))) << f;
+  // The checkpoint is a Hugging Face model that troupe generate loads.
+  EXPECT_TRUE(fs::exists(dir / ("runs/g/" + ckpts[1].path + "/config.json")));
+}
+
+TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  auto r = troupe(dir, "run '" + example + "' grpo.loss.ratio_clip_c=0.5");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("ratio_clip_c"), std::string::npos) << r.err;
+  r = troupe(dir, "run '" + example + "' env.name=countdown");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("env.name"), std::string::npos) << r.err;
+}
+
 TEST(cli, print_config_shows_the_resolved_config_which_reads_back_identically) {
   testing::temp_dir dir;
   auto r = troupe(dir, "run '" + smoke + "' --print-config smoke.workers=3");

@@ -28,23 +28,31 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a 
 TEST(leave_one_out_advantages, match_hand_computation) {
   // Rewards (1, 0, 0, 0).
   //   i = 0: others (0, 0, 0): baseline 0, std 0 -> not normalized: A = 1 - 0 = 1.
-  //   i = 1..3: others (1, 0, 0): baseline 1/3; unbiased std =
-  //     sqrt(((1 - 1/3)^2 + 2 (1/3)^2) / 2) = sqrt((4/9 + 2/9) / 2) = sqrt(1/3) = 0.5773502691896258
-  //     A = (0 - 1/3) / (0.5773502691896258 + 1e-6)
+  //   i = 1..3: others (1, 0, 0): baseline 1/3; population std (NeMo RL's) =
+  //     sqrt(((1 - 1/3)^2 + 2 (1/3)^2) / 3) = sqrt((4/9 + 2/9) / 3) = sqrt(2/9) = 0.4714045207910317
+  //     A = (0 - 1/3) / (0.4714045207910317 + 1e-6)
   torch::Tensor a = leave_one_out_advantages(groups({{1, 0, 0, 0}}));
-  const double other = (-1.0 / 3) / (std::sqrt(1.0 / 3) + 1e-6);
+  const double other = (-1.0 / 3) / (std::sqrt(2.0 / 9) + 1e-6);
   EXPECT_LT(max_abs_diff(a, groups({{1, other, other, other}})), 1e-15);
   baseline_and_std bs = leave_one_out_baseline_and_std(groups({{1, 0, 0, 0}}));
   EXPECT_NEAR(bs.baseline[0][1].item<double>(), 1.0 / 3, 1e-15);
-  EXPECT_NEAR(bs.std[0][1].item<double>(), std::sqrt(1.0 / 3), 1e-15);
+  EXPECT_NEAR(bs.std[0][1].item<double>(), std::sqrt(2.0 / 9), 1e-15);
   // RLOO (no std): R_i - mean of the others: (1, -1/3, -1/3, -1/3).
   EXPECT_LT(max_abs_diff(leave_one_out_advantages(groups({{1, 0, 0, 0}}), false),
                          groups({{1, -1.0 / 3, -1.0 / 3, -1.0 / 3}})),
             1e-15);
-  // Rewards (3, 1, 2): i = 0: others (1, 2) baseline 1.5, std sqrt(0.5) ->
-  // A = 1.5 / (0.7071067811865476 + 1e-6).
-  EXPECT_NEAR(leave_one_out_advantages(groups({{3, 1, 2}}))[0][0].item<double>(), 1.5 / (std::sqrt(0.5) + 1e-6),
-              1e-15);
+  // Rewards (3, 1, 2): i = 0: others (1, 2) baseline 1.5, population std 0.5 ->
+  // A = 1.5 / (0.5 + 1e-6).
+  EXPECT_NEAR(leave_one_out_advantages(groups({{3, 1, 2}}))[0][0].item<double>(), 1.5 / (0.5 + 1e-6), 1e-15);
+}
+
+TEST(leave_one_out_advantages, treat_a_std_of_rounding_noise_as_zero) {
+  // (1.1, 0.1, 0.1, 0.1): the others of the first are three equal 0.1s, whose computed
+  // std is rounding noise, not 0. Dividing by it would give ~1e6; the advantage is the
+  // unnormalized difference, 1.
+  auto a = leave_one_out_advantages(groups({{1.1, 0.1, 0.1, 0.1}}));
+  EXPECT_NEAR(a[0][0].item<double>(), 1.0, 1e-12);
+  EXPECT_LT(a.abs().max().item<double>(), 10.0);
 }
 
 TEST(leave_one_out_advantages, are_zero_for_a_group_without_variance_and_for_group_size_one) {

@@ -1,0 +1,402 @@
+#include "actors/grpo.hpp"
+
+#include <caf/all.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/env_host.hpp"
+#include "actors/errors.hpp"
+#include "actors/experiment.hpp"
+#include "actors/generator_actor.hpp"
+#include "actors/guardrail_actor.hpp"
+#include "actors/message_types.hpp"
+#include "actors/reward_actor.hpp"
+#include "actors/trainer_actor_spawn.hpp"
+#include "core/progress.hpp"
+#include "core/stop.hpp"
+#include "environments/arithmetic.hpp"
+#include "policies/advantages.hpp"
+#include "policies/checkpoint.hpp"
+
+namespace troupe {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+constexpr auto long_wait = std::chrono::minutes(30);  // one actor call; a hang becomes an error
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+std::uint64_t mix(std::uint64_t x) {  // splitmix64, for per-request seeds
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// One completion and everything judged about it.
+struct rollout {
+  const task* t = nullptr;
+  std::vector<std::int32_t> prompt;
+  gen_result gen;
+  episode_result episode;
+  std::vector<rail_verdict> verdicts;
+  reward_result reward;
+};
+
+// The experiment's state and stages. The coordinator is the scoped actor `self`; each
+// stage sends its requests first and then collects the answers, so the actors behind
+// them work concurrently.
+class grpo_run {
+ public:
+  explicit grpo_run(experiment_context& ctx) : ctx_(ctx), cfg_(ctx.config), self_(ctx.sys) {}
+
+  experiment_outcome run();
+
+ private:
+  void setup();
+  void sft_stage();
+  std::map<std::string, double> grpo_step(std::int64_t step);
+  void evaluate(std::int64_t step);
+  void checkpoint(std::int64_t step);
+  void shutdown();
+
+  std::vector<rollout> sample(const std::vector<task>& tasks, std::int64_t per_task, double temperature,
+                              std::uint64_t salt);
+  void judge(std::vector<rollout>& rs);
+  void score(std::vector<rollout>& rs);
+  void publish_weights();
+  void log(std::int64_t step, const std::map<std::string, double>& metrics);
+  void log_rollouts(std::int64_t step, const std::vector<rollout>& rs);
+  std::vector<std::int32_t> encode_prompt(const task& t) const;
+
+  template <class T, class... Ts>
+  T ask(const caf::actor& who, Ts&&... xs) {
+    T out{};
+    caf::error err;
+    self_->request(who, long_wait, std::forward<Ts>(xs)...).receive([&](T& x) { out = std::move(x); },
+                                                                    [&](caf::error& e) { err = std::move(e); });
+    if (err) throw system_error(render(err));
+    return out;
+  }
+
+  experiment_context& ctx_;
+  const experiment_config& cfg_;
+  caf::scoped_actor self_;
+  std::shared_ptr<const tokenizer> tok_;
+  std::unique_ptr<arithmetic_tasks> tasks_;
+  caf::actor env_, rails_, reward_, generator_, trainer_;
+  std::int64_t cursor_ = 0;  // next train task index
+};
+
+void grpo_run::setup() {
+  const auto& p = cfg_.policy;
+  auto tok = make_char_tokenizer(cfg_.tokenizer.alphabet, {"<pad>", "<bos>", "<eos>"});
+  tok->set_special_ids(tok->token_to_id("<bos>"), tok->token_to_id("<eos>"), tok->token_to_id("<pad>"));
+  tok_ = std::move(tok);
+  tasks_ = std::make_unique<arithmetic_tasks>(arithmetic_options::parse(cfg_.env.options),
+                                              static_cast<std::uint64_t>(cfg_.run.seed));
+
+  auto mcfg = small_model_config(p, static_cast<std::int64_t>(tok_->vocab_size()));
+  mcfg.eos_token_ids = {*tok_->eos_id()};
+  causal_lm policy(mcfg);
+  policy->init_weights(static_cast<std::uint64_t>(p.init_seed));
+  policy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
+  causal_lm gen_copy(mcfg);  // the generator's own copy, synced from the trainer
+  gen_copy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
+
+  env_host_options eo;
+  eo.env = cfg_.env.name;
+  eo.options = cfg_.env.options;
+  eo.pool = static_cast<int>(cfg_.env.pool);
+  eo.episode_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.env.episode_timeout_s * 1000));
+  env_ = spawn_env_host(ctx_.sys, eo);
+  rails_ = spawn_guardrail_actor(ctx_.sys, cfg_.guardrails);
+  reward_ = spawn_reward_actor(ctx_.sys, cfg_.reward, cfg_.grpo.failure_reward);
+
+  trainer_actor_options to;
+  to.trainer = cfg_.trainer;
+  to.loss = cfg_.grpo.loss;
+  to.temperature = cfg_.grpo.temperature;
+  to.pad_id = *tok_->pad_id();
+  to.sft = cfg_.trainer;
+  to.sft.lr = cfg_.sft.lr;
+  to.sft.microbatch_size = cfg_.sft.microbatch_size;
+  to.sft.lr_schedule = "constant";
+  to.sft.warmup_steps = 0;
+  trainer_ = spawn_trainer_actor(ctx_.sys, policy, to);
+  generator_ = spawn_generator(ctx_.sys, gen_copy, tok_, 0);
+  publish_weights();
+}
+
+std::vector<std::int32_t> grpo_run::encode_prompt(const task& t) const {
+  std::vector<std::int32_t> ids;
+  if (tok_->bos_id()) ids.push_back(*tok_->bos_id());
+  for (auto id : tok_->encode(t.prompt)) ids.push_back(id);
+  return ids;
+}
+
+std::vector<rollout> grpo_run::sample(const std::vector<task>& tasks, std::int64_t per_task, double temperature,
+                                      std::uint64_t salt) {
+  std::vector<gen_request> reqs;
+  std::vector<rollout> rs;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    auto prompt = encode_prompt(tasks[i]);
+    for (std::int64_t g = 0; g < per_task; ++g) {
+      gen_request r;
+      r.prompt = prompt;
+      r.max_new_tokens = cfg_.grpo.max_new_tokens;
+      r.temperature = temperature;
+      r.top_p = cfg_.grpo.top_p;
+      r.top_k = cfg_.grpo.top_k;
+      r.stop_strings = {"\n"};
+      r.seed = mix(static_cast<std::uint64_t>(cfg_.run.seed) ^ mix(salt + i * 1000003ULL + static_cast<std::uint64_t>(g)));
+      reqs.push_back(r);
+      rollout ro;
+      ro.t = &tasks[i];
+      ro.prompt = prompt;
+      rs.push_back(std::move(ro));
+    }
+  }
+  auto gens = ask<std::vector<gen_result>>(generator_, generate_atom::value, std::move(reqs));
+  for (std::size_t i = 0; i < rs.size(); ++i) rs[i].gen = std::move(gens[i]);
+  return rs;
+}
+
+void grpo_run::judge(std::vector<rollout>& rs) {
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+  for (auto& r : rs) pending.push_back(self_->request(env_, long_wait, judge_atom::value, episode_request{*r.t, r.gen.text}));
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    pending[i].receive([&](episode_result& e) { rs[i].episode = std::move(e); },
+                       [&](caf::error& err) {
+                         rs[i].episode.failed = true;
+                         rs[i].episode.error = render(err);
+                       });
+}
+
+void grpo_run::score(std::vector<rollout>& rs) {
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> checks;
+  for (auto& r : rs) checks.push_back(self_->request(rails_, long_wait, check_atom::value, rail_stage::output, r.gen.text));
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    checks[i].receive([&](std::vector<rail_verdict>& v) { rs[i].verdicts = std::move(v); },
+                      [&](caf::error& err) { throw system_error("guardrail: " + render(err)); });
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> scores;
+  for (auto& r : rs)
+    scores.push_back(self_->request(reward_, long_wait, score_atom::value,
+                                    reward_request{r.episode.verdict.rewards, r.verdicts, r.episode.failed}));
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    scores[i].receive([&](reward_result& x) { rs[i].reward = std::move(x); },
+                      [&](caf::error& err) { throw system_error("reward: " + render(err)); });
+}
+
+void grpo_run::publish_weights() {
+  auto update = ask<weight_update>(trainer_, weights_atom::value);
+  ask<std::int64_t>(generator_, weights_atom::value, update);
+}
+
+void grpo_run::log(std::int64_t step, const std::map<std::string, double>& metrics) {
+  std::vector<metric_row> rows;
+  const double now = wall_clock_now();
+  for (const auto& [k, v] : metrics) rows.push_back({step, k, v, now});
+  ask<bool>(ctx_.store, metrics_atom::value, std::move(rows));
+}
+
+void grpo_run::log_rollouts(std::int64_t step, const std::vector<rollout>& rs) {
+  std::vector<rollout_row> rows;
+  for (std::size_t i = 0; i < rs.size() && static_cast<std::int64_t>(rows.size()) < cfg_.grpo.rollouts_logged; ++i) {
+    const auto& r = rs[i];
+    nlohmann::json comps(r.reward.components), verdicts = nlohmann::json::array();
+    for (const auto& v : r.verdicts)
+      verdicts.push_back({{"rail", v.rail}, {"action", to_string(v.action)}, {"penalty", v.penalty}, {"reason", v.reason}});
+    if (r.episode.failed) comps["error"] = r.episode.error;
+    rows.push_back({step, r.t->prompt, r.gen.text, r.reward.total, comps.dump(), verdicts.dump(), r.gen.weight_version});
+  }
+  ask<bool>(ctx_.store, rollouts_atom::value, std::move(rows));
+}
+
+void grpo_run::sft_stage() {
+  const auto& s = cfg_.sft;
+  if (s.steps == 0) return;
+  progress bar("sft", s.steps, parse_progress_style(cfg_.system.progress), ctx_.out);
+  for (std::int64_t step = 0; step < s.steps && !stop_requested(); ++step) {
+    sft_batch b;
+    for (std::int64_t i = 0; i < s.batch_size; ++i) {
+      task t = tasks_->at(split::train, cursor_++);
+      b.prompts.push_back(encode_prompt(t));
+      b.targets.push_back(tok_->encode(t.metadata.at("answer") + "\n"));
+    }
+    auto m = ask<std::map<std::string, double>>(trainer_, sft_atom::value, std::move(b));
+    log(step, m);
+    bar.update(step + 1, {{"loss", m["sft/loss"]}});
+  }
+  bar.finish();
+  publish_weights();
+}
+
+void grpo_run::evaluate(std::int64_t step) {
+  std::vector<task> tasks;
+  for (std::int64_t i = 0; i < cfg_.grpo.eval_prompts; ++i) tasks.push_back(tasks_->at(split::eval, i));
+  auto greedy = sample(tasks, 1, 0.0, 0xe7a1);
+  judge(greedy);
+  const auto k = cfg_.grpo.pass_k;
+  auto sampled = sample(tasks, k, cfg_.grpo.temperature, 0xe7a2 + static_cast<std::uint64_t>(step));
+  judge(sampled);
+  double pass1 = 0, passk = 0;
+  for (std::size_t i = 0; i < tasks.size(); ++i) {
+    pass1 += greedy[i].episode.verdict.rewards["correct"] > 0 ? 1 : 0;
+    bool any = false;
+    for (std::int64_t g = 0; g < k; ++g)
+      any |= sampled[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(g)].episode.verdict.rewards["correct"] > 0;
+    passk += any ? 1 : 0;
+  }
+  const double n = static_cast<double>(tasks.size());
+  log(step, {{"eval/pass@1", pass1 / n}, {"eval/pass@" + std::to_string(k), passk / n}, {"eval/pass@k", passk / n}});
+  ctx_.out << "eval at GRPO step " << step << ": pass@1 " << pass1 / n << ", pass@" << k << " " << passk / n << '\n';
+}
+
+std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
+  const auto& g = cfg_.grpo;
+  const auto t0 = clock_type::now();
+  std::vector<task> tasks;
+  for (std::int64_t i = 0; i < g.prompts_per_step; ++i) tasks.push_back(tasks_->at(split::train, cursor_++));
+
+  auto t = clock_type::now();
+  auto rs = sample(tasks, g.group_size, g.temperature, 0x5a17 + static_cast<std::uint64_t>(step) * 7919);
+  const double generate_s = seconds_since(t);
+  t = clock_type::now();
+  judge(rs);
+  const double env_s = seconds_since(t);
+  t = clock_type::now();
+  score(rs);
+  const double reward_s = seconds_since(t);
+
+  // Advantages over each prompt's group (P, G).
+  std::vector<double> totals;
+  double correct = 0, failed = 0, new_tokens = 0;
+  for (const auto& r : rs) {
+    totals.push_back(r.reward.total);
+    correct += r.episode.verdict.rewards.count("correct") ? r.episode.verdict.rewards.at("correct") : 0.0;
+    failed += r.episode.failed ? 1 : 0;
+    new_tokens += static_cast<double>(r.gen.tokens.size());
+  }
+  auto rewards = torch::tensor(totals, torch::kFloat64).view({g.prompts_per_step, g.group_size});
+  auto adv = compute_advantages(g.advantages, rewards).flatten().contiguous();
+  rollout_batch batch;
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    batch.prompts.push_back(rs[i].prompt);
+    batch.completions.push_back(rs[i].gen.tokens);
+    batch.gen_logprobs.push_back(rs[i].gen.logprobs);
+    batch.advantages.push_back(adv[static_cast<std::int64_t>(i)].item<double>());
+    batch.versions.push_back(rs[i].gen.weight_version);
+  }
+  t = clock_type::now();
+  auto m = ask<std::map<std::string, double>>(trainer_, train_atom::value, std::move(batch));
+  const double train_s = seconds_since(t);
+  t = clock_type::now();
+  publish_weights();
+  const double sync_s = seconds_since(t);
+
+  const double n = static_cast<double>(rs.size());
+  const double step_s = seconds_since(t0);
+  m["train/reward_mean"] = rewards.mean().item<double>();
+  m["train/accuracy"] = correct / n;
+  m["train/failed_episodes"] = failed;
+  m["train/new_tokens_per_s"] = new_tokens / generate_s;
+  m["time/step_s"] = step_s;
+  m["time/generate_s"] = generate_s;
+  m["time/env_s"] = env_s;
+  m["time/reward_s"] = reward_s;
+  m["time/train_s"] = train_s;
+  m["time/sync_s"] = sync_s;
+  m["time/coordination_s"] = step_s - generate_s - env_s - reward_s - train_s - sync_s;
+  log(step, m);
+  log_rollouts(step, rs);
+  return m;
+}
+
+void grpo_run::checkpoint(std::int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "step_%06lld", static_cast<long long>(step));
+  const auto rel = std::string("checkpoints/") + name;
+  const auto dir = (std::filesystem::path(ctx_.run_path) / rel).string();
+  std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
+  ask<bool>(trainer_, save_atom::value, dir);
+  ask<bool>(ctx_.store, ckpt_atom::value, checkpoint_row{step, rel, wall_clock_now()});
+}
+
+void grpo_run::shutdown() {
+  for (auto* a : {&env_, &rails_, &reward_, &generator_, &trainer_})
+    if (*a) self_->send_exit(*a, caf::exit_reason::user_shutdown);
+}
+
+experiment_outcome grpo_run::run() {
+  experiment_outcome out;
+  try {
+    setup();
+    sft_stage();
+    const auto& g = cfg_.grpo;
+    evaluate(0);
+    progress bar("grpo", std::max<std::int64_t>(1, g.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
+    std::int64_t step = 0;
+    for (; step < g.steps && !stop_requested(); ++step) {
+      auto m = grpo_step(step);
+      bar.update(step + 1, {{"reward", m["train/reward_mean"]},
+                            {"acc", m["train/accuracy"]},
+                            {"tok/s", m["train/new_tokens_per_s"]}});
+      if (g.eval_every > 0 && (step + 1) % g.eval_every == 0 && step + 1 < g.steps) evaluate(step + 1);
+      if (g.checkpoint_every > 0 && (step + 1) % g.checkpoint_every == 0 && step + 1 < g.steps) checkpoint(step + 1);
+    }
+    bar.finish();
+    evaluate(step);
+    checkpoint(step);
+    out.status = stop_requested() ? "stopped" : "finished";
+    out.message = "grpo: " + std::to_string(step) + " steps";
+  } catch (const input_error&) {
+    shutdown();
+    throw;
+  } catch (const std::exception& e) {
+    out.status = "failed";
+    out.message = e.what();
+  }
+  shutdown();
+  return out;
+}
+
+}  // namespace
+
+void validate_grpo(const experiment_config& cfg) {
+  if (!cfg.policy.path.empty())
+    throw input_error("policy.path: the grpo experiment trains small models built from troupe config for now; "
+                      "leave policy.path empty");
+  if (cfg.env.name != "arithmetic")
+    throw input_error("env.name: the grpo experiment draws tasks from the arithmetic generator for now; "
+                      "set env.name: arithmetic");
+  arithmetic_options::parse(cfg.env.options);
+  // Their messages start with "loss: " and "advantages: "; here they live under grpo.
+  auto under_grpo = [](auto&& check) {
+    try {
+      check();
+    } catch (const input_error& e) {
+      throw input_error(std::string("grpo.") + e.what());
+    }
+  };
+  under_grpo([&] { cfg.grpo.loss.validate(); });
+  under_grpo([&] { cfg.grpo.advantages.validate(); });
+  cfg.trainer.validate("trainer");
+  small_model_config(cfg.policy, 2);  // head and size checks; the vocabulary comes later
+  parse_torch_dtype(cfg.policy.dtype);
+  parse_torch_device(cfg.policy.device);
+}
+
+experiment_outcome run_grpo(experiment_context& ctx) {
+  grpo_run run(ctx);
+  return run.run();
+}
+
+}  // namespace troupe

@@ -1,0 +1,172 @@
+#include <caf/all.hpp>
+
+#include "actors/atoms.hpp"
+#include "actors/errors.hpp"
+#include "actors/message_types.hpp"
+#include "actors/trainer_actor_spawn.hpp"
+#include "actors/weight_snapshot.hpp"
+#include "policies/losses.hpp"
+#include "policies/trainer.hpp"
+
+namespace troupe {
+
+namespace {
+
+// Rows prompt + completion, right-padded: ids, attention and response masks (B, T), and
+// the generator's logprobs placed at the completion positions (B, T).
+train_batch make_batch(const std::vector<std::vector<std::int32_t>>& prompts,
+                       const std::vector<std::vector<std::int32_t>>& completions,
+                       const std::vector<std::vector<float>>* gen_logprobs, std::int64_t pad_id) {
+  const auto B = static_cast<std::int64_t>(prompts.size());
+  if (completions.size() != prompts.size() || (gen_logprobs && gen_logprobs->size() != prompts.size()))
+    throw input_error("trainer: batch rows disagree in number");
+  std::int64_t T = 0;
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    T = std::max<std::int64_t>(T, static_cast<std::int64_t>(prompts[i].size() + completions[i].size()));
+  auto ids = torch::full({B, T}, pad_id, torch::kInt64);
+  auto attn = torch::zeros({B, T}, torch::kInt64);
+  auto resp = torch::zeros({B, T}, torch::kFloat32);
+  auto gen = torch::zeros({B, T}, torch::kFloat32);
+  auto ids_a = ids.accessor<std::int64_t, 2>();
+  auto attn_a = attn.accessor<std::int64_t, 2>();
+  auto resp_a = resp.accessor<float, 2>();
+  auto gen_a = gen.accessor<float, 2>();
+  for (std::int64_t b = 0; b < B; ++b) {
+    const auto& p = prompts[static_cast<std::size_t>(b)];
+    const auto& c = completions[static_cast<std::size_t>(b)];
+    if (p.empty()) throw input_error("trainer: row " + std::to_string(b) + " has an empty prompt");
+    std::int64_t t = 0;
+    for (auto id : p) ids_a[b][t] = id, attn_a[b][t] = 1, ++t;
+    for (std::size_t j = 0; j < c.size(); ++j, ++t) {
+      ids_a[b][t] = c[j];
+      attn_a[b][t] = 1;
+      resp_a[b][t] = 1.0f;
+      if (gen_logprobs) gen_a[b][t] = (*gen_logprobs)[static_cast<std::size_t>(b)].at(j);
+    }
+  }
+  train_batch batch;
+  batch.input_ids = ids;
+  batch.attention_mask = attn;
+  batch.response_mask = resp;
+  if (gen_logprobs) batch.per_token["gen_logprobs"] = gen;
+  return batch;
+}
+
+struct trainer_state {
+  std::unique_ptr<trainer> rl;   // GRPO: optimizer + reference, made when the first rollouts arrive
+  std::unique_ptr<trainer> sft;  // the SFT stage's optimizer
+  causal_lm policy{nullptr};
+  trainer_actor_options opts;
+  static inline const char* name = "troupe.trainer";
+};
+
+using trainer_actor = caf::stateful_actor<trainer_state>;
+
+trainer& rl_trainer(trainer_actor* self) {
+  auto& st = self->state;
+  // The reference is the policy as GRPO starts (after SFT), as in NeMo RL.
+  if (!st.rl) st.rl = std::make_unique<trainer>(st.policy, st.opts.trainer, st.opts.loss.reference_policy_kl_penalty != 0);
+  return *st.rl;
+}
+
+// Mean entropy of the policy over the response tokens and the mean k3 KL of lp_old to
+// lp_ref, no grad, microbatched like training.
+void add_diagnostics(trainer_actor* self, const train_batch& batch, std::map<std::string, double>& out) {
+  torch::NoGradGuard g;
+  auto& policy = self->state.policy;
+  const auto mb = self->state.opts.trainer.microbatch_size;
+  double ent = 0, tokens = 0;
+  for (std::int64_t b = 0; b < batch.size(); b += mb) {
+    auto part = batch.slice(b, std::min(batch.size(), b + mb));
+    auto logits = policy->forward(part.input_ids.to(policy->device()), part.attention_mask.to(policy->device()));
+    // The distribution at t-1 predicts token t.
+    auto shifted = logits.narrow(1, 0, logits.size(1) - 1) / self->state.opts.temperature;
+    auto mask = part.response_mask.narrow(1, 1, part.response_mask.size(1) - 1).to(logits.device());
+    auto e = masked_entropy(shifted, mask);
+    ent += e.sum.item<double>();
+    tokens += e.tokens;
+  }
+  out["train/entropy"] = tokens > 0 ? ent / tokens : 0.0;
+  if (batch.per_token.count("ref_logprobs")) {
+    const auto& c = self->state.opts.loss;
+    auto kl = kl_estimate(batch.per_token.at("old_logprobs"), batch.per_token.at("ref_logprobs"), c.reference_policy_kl_type,
+                          c.kl_input_clamp_value, c.kl_output_clamp_value);
+    auto m = batch.response_mask;
+    out["train/kl"] = (kl * m).sum().item<double>() / std::max(1.0, m.sum().item<double>());
+  } else {
+    out["train/kl"] = 0.0;
+  }
+}
+
+std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch& rb) {
+  auto& st = self->state;
+  auto& t = rl_trainer(self);
+  auto batch = make_batch(rb.prompts, rb.completions, &rb.gen_logprobs, st.opts.pad_id);
+  batch.per_sequence["advantages"] = torch::tensor(rb.advantages, torch::kFloat32);
+  batch.per_token["old_logprobs"] = t.policy_logprobs(batch, st.opts.temperature);
+  if (t.reference() != nullptr) batch.per_token["ref_logprobs"] = t.reference_logprobs(batch, st.opts.temperature);
+  std::map<std::string, double> out;
+  add_diagnostics(self, batch, out);
+  const auto cfg = st.opts.loss;
+  const double temperature = st.opts.temperature;
+  auto result = t.train_step(batch, [cfg, temperature](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+    pg_inputs in;
+    in.lp = token_logprobs(policy, mb, temperature);
+    in.lp_old = mb.extra("old_logprobs");
+    in.lp_gen = mb.extra("gen_logprobs");
+    if (mb.per_token.count("ref_logprobs")) in.lp_ref = mb.extra("ref_logprobs");
+    in.advantages = mb.extra("advantages");
+    in.mask = mb.response_mask.to(torch::kFloat32);
+    return clipped_pg_loss(cfg, in, global);
+  });
+  for (auto& [k, v] : result.metrics) out[k] = v;
+  out["train/clip_frac"] = out["train/clip_fraction_low"] + out["train/clip_fraction_high"];
+  return out;
+}
+
+std::map<std::string, double> sft_step(trainer_actor* self, const sft_batch& sb) {
+  auto& st = self->state;
+  if (!st.sft) st.sft = std::make_unique<trainer>(st.policy, st.opts.sft, /*with_reference=*/false);
+  auto batch = make_batch(sb.prompts, sb.targets, nullptr, st.opts.pad_id);
+  auto result = st.sft->train_step(batch, [](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+    return nll_loss(token_logprobs(policy, mb), mb.response_mask.to(torch::kFloat32), global.tokens);
+  });
+  std::map<std::string, double> out;
+  for (auto& [k, v] : result.metrics) out["sft/" + k.substr(k.find('/') + 1)] = v;
+  return out;
+}
+
+caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_actor_options opts) {
+  convert_exceptions(self);
+  self->state.policy = std::move(policy);
+  self->state.opts = std::move(opts);
+  return {
+    [self](train_atom, const rollout_batch& rb) { return grpo_step(self, rb); },
+    [self](sft_atom, const sft_batch& sb) { return sft_step(self, sb); },
+    [self](weights_atom) {
+      auto& st = self->state;
+      const std::int64_t version = (st.sft ? st.sft->step() : 0) + (st.rl ? st.rl->step() : 0);
+      return weight_update{version, std::make_shared<const weight_snapshot>(st.policy)};
+    },
+    [self](save_atom, const std::string& dir) {
+      rl_trainer(self).save_checkpoint(dir);
+      return true;
+    },
+    [self](load_atom, const std::string& dir) {
+      auto& t = rl_trainer(self);
+      t.load_checkpoint(dir);
+      return t.step();
+    },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer_actor_options opts) {
+  opts.trainer.validate("trainer");
+  opts.sft.validate("sft");
+  opts.loss.validate();
+  return sys.spawn<caf::detached>(trainer_behavior, std::move(policy), std::move(opts));
+}
+
+}  // namespace troupe

@@ -1,0 +1,25 @@
+// Spawning the trainer actor (protocol: actors/trainer_actor.hpp). Torch side.
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/trainer_actor.hpp"
+#include "policies/algorithm_config.hpp"
+#include "policies/causal_lm.hpp"
+
+namespace troupe {
+
+struct trainer_actor_options {
+  trainer_section trainer;  // optimizer, schedule, microbatches (GRPO stage)
+  clipped_pg_config loss;
+  double temperature = 1.0;  // logprobs are log_softmax(logits / temperature), as sampled
+  std::int64_t pad_id = 0;
+  // The SFT stage's own optimizer settings (a separate optimizer, no reference).
+  trainer_section sft;
+};
+
+// `policy` is trained in place (the caller keeps no other use of it).
+caf::actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer_actor_options opts);
+
+}  // namespace troupe
