@@ -257,7 +257,7 @@ TEST(cli, bad_input_gives_one_clear_line_exit_2_and_no_run_directory) {
     {"unknown experiment", "experiment: smok\n", "", "bad.yaml:1: experiment: unknown experiment 'smok' (did you mean 'smoke'?)"},
     {"no experiment", "run:\n  seed: 1\n", "", "experiment: required key is missing"},
     {"bad override", "experiment: smoke\n", "smoke.steps=x", "command line (smoke.steps=x): smoke.steps: expected an integer, got 'x'"},
-    {"unknown override", "experiment: smoke\n", "trainer.lr=1e-5", "command line (trainer.lr=1e-5): trainer: unknown key"},
+    {"unknown override", "experiment: smoke\n", "trainr.lr=1e-5", "command line (trainr.lr=1e-5): trainr: unknown key (did you mean 'trainer'?)"},
     {"unknown option", "experiment: smoke\n", "--fast", "run: unknown option '--fast'"},
   };
   for (const auto& c : cases) {
