@@ -378,6 +378,8 @@ void validate_grpo(const experiment_config& cfg) {
     throw input_error("env.name: the grpo experiment draws tasks from the arithmetic generator for now; "
                       "set env.name: arithmetic");
   arithmetic_options::parse(cfg.env.options);
+  if (cfg.grpo.max_staleness != 0)
+    throw input_error("grpo.max_staleness: async GRPO is not implemented yet; set it to 0 (synchronous)");
   // Their messages start with "loss: " and "advantages: "; here they live under grpo.
   auto under_grpo = [](auto&& check) {
     try {
