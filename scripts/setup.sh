@@ -20,6 +20,9 @@ export CCACHE_DIR=${CCACHE_DIR:-$TROUPE_CACHE/ccache}
 # The precompiled torch header only hits the cache with these (ccache's PCH docs).
 export CCACHE_SLOPPINESS=${CCACHE_SLOPPINESS:-pch_defines,time_macros,include_file_mtime,include_file_ctime}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
+# Paths below the clone are hashed relative to it, so a fresh clone elsewhere hits the
+# cache that an earlier clone filled.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 TROUPE_BUILD=${TROUPE_BUILD:-build}
 # The GPU test machine's LibTorch version (DESIGN.md "GPU recipe"); CPU and GPU builds
 # use the same one.
