@@ -391,6 +391,7 @@ void validate_grpo(const experiment_config& cfg) {
   under_grpo([&] { cfg.grpo.loss.validate(); });
   under_grpo([&] { cfg.grpo.advantages.validate(); });
   cfg.trainer.validate("trainer");
+  reward_combiner{cfg.reward};  // malformed reward.weights
   small_model_config(cfg.policy, 2);  // head and size checks; the vocabulary comes later
   parse_torch_dtype(cfg.policy.dtype);
   parse_torch_device(cfg.policy.device);

@@ -224,6 +224,12 @@ TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
   r = troupe(dir, "run '" + example + "' env.name=countdown");
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("env.name"), std::string::npos) << r.err;
+  r = troupe(dir, "run '" + example + "' 'reward.weights=[correct]'");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("reward.weights[0]: expected name:weight"), std::string::npos) << r.err;
+  r = troupe(dir, "run '" + example + "' grpo.max_staleness=2");
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_TRUE(runs_in(dir).empty()) << "nothing is created for a config that is refused";
 }
 
 TEST(cli, print_config_shows_the_resolved_config_which_reads_back_identically) {
