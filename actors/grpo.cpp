@@ -15,6 +15,7 @@
 #include "actors/message_types.hpp"
 #include "actors/reward_actor.hpp"
 #include "actors/trainer_actor_spawn.hpp"
+#include "core/hash.hpp"
 #include "core/progress.hpp"
 #include "core/stop.hpp"
 #include "environments/arithmetic.hpp"
@@ -33,12 +34,6 @@ double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
-std::uint64_t mix(std::uint64_t x) {  // splitmix64, for per-request seeds
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // One completion and everything judged about it.
 struct rollout {
@@ -156,7 +151,7 @@ std::vector<rollout> grpo_run::sample(const std::vector<task>& tasks, std::int64
       r.top_p = cfg_.grpo.top_p;
       r.top_k = cfg_.grpo.top_k;
       r.stop_strings = {"\n"};
-      r.seed = mix(static_cast<std::uint64_t>(cfg_.run.seed) ^ mix(salt + i * 1000003ULL + static_cast<std::uint64_t>(g)));
+      r.seed = splitmix64(static_cast<std::uint64_t>(cfg_.run.seed) ^ splitmix64(salt + i * 1000003ULL + static_cast<std::uint64_t>(g)));
       reqs.push_back(r);
       rollout ro;
       ro.t = &tasks[i];

@@ -5,27 +5,13 @@
 #include <cstdlib>
 
 #include "core/error.hpp"
+#include "core/hash.hpp"
 
 namespace troupe {
 
 TROUPE_REGISTER_ENVIRONMENT("arithmetic", arithmetic_env, "integer + - * problems, one answer each");
 
 namespace {
-
-// splitmix64: a fixed, portable mix for deterministic task streams.
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// FNV-1a: a hash with the same value on every platform (std::hash is not).
-std::uint64_t fnv1a(const std::string& s) {
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ULL;
-  return h;
-}
 
 std::int64_t pow10(int d) {
   std::int64_t p = 1;
@@ -70,21 +56,21 @@ arithmetic_options arithmetic_options::parse(const environment_options& o) {
 arithmetic_tasks::arithmetic_tasks(arithmetic_options opts, std::uint64_t seed) : opts_(std::move(opts)), seed_(seed) {}
 
 task arithmetic_tasks::at(split s, std::int64_t index) const {
-  const std::uint64_t stream = mix(seed_ ^ (s == split::train ? 0x7472ULL : 0x6576ULL));
+  const std::uint64_t stream = splitmix64(seed_ ^ (s == split::train ? 0x7472ULL : 0x6576ULL));
   // Rejection-sample problems of this split: draw k = 0, 1, ... from the stream until a
   // problem whose split hash says `s`. The expected number of draws is small (1/fraction
   // at worst), and the result depends only on (seed, split, index).
   for (std::uint64_t k = 0;; ++k) {
-    std::uint64_t r = mix(stream + mix(static_cast<std::uint64_t>(index)) * 0x100000001b3ULL + k);
+    std::uint64_t r = splitmix64(stream + splitmix64(static_cast<std::uint64_t>(index)) * 0x100000001b3ULL + k);
     auto digits = [&](std::uint64_t x) {
       const int d = opts_.min_digits + static_cast<int>(x % static_cast<std::uint64_t>(opts_.max_digits - opts_.min_digits + 1));
       const std::int64_t lo = d == 1 ? 0 : pow10(d - 1), hi = pow10(d) - 1;
-      return lo + static_cast<std::int64_t>(mix(x) % static_cast<std::uint64_t>(hi - lo + 1));
+      return lo + static_cast<std::int64_t>(splitmix64(x) % static_cast<std::uint64_t>(hi - lo + 1));
     };
-    const std::int64_t a = digits(mix(r + 1)), b = digits(mix(r + 2));
-    const char op = opts_.ops[static_cast<std::size_t>(mix(r + 3) % opts_.ops.size())];
+    const std::int64_t a = digits(splitmix64(r + 1)), b = digits(splitmix64(r + 2));
+    const char op = opts_.ops[static_cast<std::size_t>(splitmix64(r + 3) % opts_.ops.size())];
     const std::string problem = std::to_string(a) + op + std::to_string(b) + "=";
-    std::uint64_t h = mix(seed_ ^ fnv1a(problem) ^ 0x5eedULL);
+    std::uint64_t h = splitmix64(seed_ ^ fnv1a(problem) ^ 0x5eedULL);
     const bool is_eval = static_cast<double>(h % 1000000) < opts_.eval_fraction * 1e6;
     if (is_eval != (s == split::eval)) continue;
     const std::int64_t answer = op == '+' ? a + b : op == '-' ? a - b : a * b;

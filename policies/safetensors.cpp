@@ -503,10 +503,14 @@ safetensors_file safetensors_file::open(const std::string& path) {
   }
   ::close(fd);
 
-  parsed_file parsed = parse_file(map->data(), size, path);
+  return assemble(std::move(map), path);
+}
+
+safetensors_file safetensors_file::assemble(std::unique_ptr<mapping> map, const std::string& source_name) {
+  parsed_file parsed = parse_file(map->data(), map->size(), source_name);
   safetensors_file file;
   file.map_ = std::move(map);
-  file.path_ = path;
+  file.path_ = source_name;
   file.metadata_ = std::move(parsed.metadata);
   file.names_ = std::move(parsed.names);
   file.tensors_ = std::move(parsed.tensors);
@@ -516,14 +520,7 @@ safetensors_file safetensors_file::open(const std::string& path) {
 safetensors_file safetensors_file::from_bytes(std::vector<std::byte> bytes, const std::string& source_name) {
   auto map = std::make_unique<mapping>();
   map->owned = std::move(bytes);
-  parsed_file parsed = parse_file(map->data(), map->size(), source_name);
-  safetensors_file file;
-  file.map_ = std::move(map);
-  file.path_ = source_name;
-  file.metadata_ = std::move(parsed.metadata);
-  file.names_ = std::move(parsed.names);
-  file.tensors_ = std::move(parsed.tensors);
-  return file;
+  return assemble(std::move(map), source_name);
 }
 
 bool safetensors_file::contains(const std::string& name) const { return tensors_.count(name) > 0; }

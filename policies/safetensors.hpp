@@ -76,6 +76,8 @@ class safetensors_file {
  private:
   safetensors_file() = default;
   struct mapping;
+  // Validates the bytes `map` holds and builds the file over them (open, from_bytes).
+  static safetensors_file assemble(std::unique_ptr<mapping> map, const std::string& source_name);
   std::unique_ptr<mapping> map_;
   std::string path_;
   std::map<std::string, std::string> metadata_;
