@@ -26,14 +26,14 @@ std::string timestamp_name(const std::string& experiment) {
   return experiment + "-" + buf;
 }
 
+}  // namespace
+
 void fsync_path(const std::string& path, int flags) {
   int fd = ::open(path.c_str(), flags | O_CLOEXEC);
   if (fd < 0) return;
   ::fsync(fd);
   ::close(fd);
 }
-
-}  // namespace
 
 void write_file_atomically(const std::string& path, const std::string& content) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());

@@ -45,6 +45,11 @@ std::vector<std::string> list_run_dirs(const std::string& dir);
 // under `dir`. Throws input_error if it is neither.
 std::string resolve_run_dir(const std::string& run, const std::string& dir);
 
+// fsync(2)s the file or directory at `path`, opened with `flags` (O_RDONLY, plus
+// O_DIRECTORY for a directory, whose fsync makes renames inside it durable). Best
+// effort: a path that cannot be opened is skipped.
+void fsync_path(const std::string& path, int flags);
+
 // Writes `content` to `path` through a temporary file and a rename, so a reader sees the
 // old file or the new one, never half of one.
 void write_file_atomically(const std::string& path, const std::string& content);

@@ -10,6 +10,7 @@
 #include <limits>
 #include <mutex>
 
+#include "core/run_dir.hpp"
 #include "policies/checkpoint.hpp"
 
 namespace troupe {
@@ -41,13 +42,6 @@ train_batch to_device(const train_batch& b, const torch::Device& device) {
 train_batch microbatch_of(const train_batch& b, std::int64_t begin, std::int64_t end) {
   auto lengths = b.attention_mask.narrow(0, begin, end - begin).ne(0).sum(1);  // (m)
   return b.slice(begin, end, std::max<std::int64_t>(lengths.max().item<std::int64_t>(), 1));
-}
-
-void fsync_path(const fs::path& p, int flags) {
-  int fd = ::open(p.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
 }
 
 torch::Tensor generator_state(at::Generator& g) {
@@ -389,8 +383,8 @@ void trainer::save_checkpoint(const std::string& dir) {
   } catch (const std::exception& e) {
     fail(e.what());
   }
-  for (const auto& entry : fs::directory_iterator(tmp, ec)) fsync_path(entry.path(), O_RDONLY);
-  fsync_path(tmp, O_RDONLY | O_DIRECTORY);
+  for (const auto& entry : fs::directory_iterator(tmp, ec)) fsync_path(entry.path().string(), O_RDONLY);
+  fsync_path(tmp.string(), O_RDONLY | O_DIRECTORY);
 
   // rename(2) does not replace a non-empty directory: move an old one aside first.
   const bool replacing = fs::exists(target, ec);
@@ -404,7 +398,7 @@ void trainer::save_checkpoint(const std::string& dir) {
     if (replacing) fs::rename(old, target, ec);
     fail("cannot rename " + tmp.string() + " into place: " + ec.message());
   }
-  fsync_path(parent, O_RDONLY | O_DIRECTORY);
+  fsync_path(parent.string(), O_RDONLY | O_DIRECTORY);
   if (replacing) fs::remove_all(old, ec);
 }
 
