@@ -10,7 +10,8 @@ const std::vector<experiment_entry>& experiments() {
      run_smoke, {}},
     {"grpo", "GRPO with a warm-start SFT stage: generator, env host, rails, reward and trainer actors",
      [](experiment_context& ctx) { return torch_plugin().run_grpo(ctx); },
-     [](const experiment_config& cfg) { torch_plugin().validate_grpo(cfg); }},
+     [](const experiment_config& cfg) { torch_plugin().validate_grpo(cfg); },
+     /*resumable=*/true},
   };
   return all;
 }

@@ -7,11 +7,13 @@
 #include <caf/actor_system.hpp>
 
 #include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
 
 #include "actors/experiment_config.hpp"
+#include "core/store.hpp"
 
 namespace troupe {
 
@@ -21,6 +23,10 @@ struct experiment_context {
   std::string run_path;  // the run directory
   caf::actor store;      // the store actor (actors/store_actor.hpp)
   std::ostream& out;     // progress and summaries
+  // `troupe run --resume`: the checkpoint to continue from; the store has already been
+  // rewound to it (run_store::rewind_to_last_checkpoint). Empty for a new run, and for
+  // a resumed one that died before its first checkpoint: that one starts over.
+  std::optional<checkpoint_row> resume;
 };
 
 // How an experiment ended. `status` becomes runs.status in the store.
@@ -36,6 +42,8 @@ struct experiment_entry {
   // Checks settings that only the experiment knows (conflicts, supported combinations)
   // before any run directory exists; throws input_error. May be empty.
   std::function<void(const experiment_config&)> validate;
+  // Whether `troupe run --resume` may continue it from a checkpoint (ctx.resume).
+  bool resumable = false;
 };
 
 // Every experiment troupe knows, in the order `--help` lists them.

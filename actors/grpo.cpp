@@ -60,6 +60,7 @@ class grpo_run {
   std::map<std::string, double> grpo_step(std::int64_t step);
   void evaluate(std::int64_t step);
   void checkpoint(std::int64_t step);
+  std::int64_t restore(const checkpoint_row& c);
   void shutdown();
 
   std::vector<rollout> sample(const std::vector<task>& tasks, std::int64_t per_task, double temperature,
@@ -88,6 +89,7 @@ class grpo_run {
   std::unique_ptr<arithmetic_tasks> tasks_;
   caf::actor env_, rails_, reward_, generator_, trainer_;
   std::int64_t cursor_ = 0;  // next train task index
+  std::int64_t last_eval_ = -1, last_checkpoint_ = -1;  // GRPO steps done last
 };
 
 void grpo_run::setup() {
@@ -253,6 +255,7 @@ void grpo_run::evaluate(std::int64_t step) {
   const double n = static_cast<double>(tasks.size());
   log(step, {{"eval/pass@1", pass1 / n}, {"eval/pass@" + std::to_string(k), passk / n}, {"eval/pass@k", passk / n}});
   ctx_.out << "eval at GRPO step " << step << ": pass@1 " << pass1 / n << ", pass@" << k << " " << passk / n << '\n';
+  last_eval_ = step;
 }
 
 std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
@@ -323,6 +326,23 @@ void grpo_run::checkpoint(std::int64_t step) {
   std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
   ask<bool>(trainer_, save_atom::value, dir);
   ask<bool>(ctx_.store, ckpt_atom::value, checkpoint_row{step, rel, wall_clock_now()});
+  last_checkpoint_ = step;
+}
+
+// Resume: the trainer takes the checkpoint's weights and optimizer state (and, when the
+// loss has a KL term, the post-SFT weights of checkpoint 0 as its reference), the
+// generator the same weights. Sampling seeds derive from the step and the task cursor
+// from the step too, so the run goes on as if it had never stopped.
+std::int64_t grpo_run::restore(const checkpoint_row& c) {
+  const auto run = std::filesystem::path(ctx_.run_path);
+  const std::string reference =
+    cfg_.grpo.loss.reference_policy_kl_penalty != 0 ? (run / "checkpoints" / "step_000000").string() : std::string();
+  const auto step = ask<std::int64_t>(trainer_, load_atom::value, reference, (run / c.path).string());
+  if (step != c.step)
+    throw system_error("resume: checkpoint " + c.path + " holds GRPO step " + std::to_string(step) +
+                       ", the store says " + std::to_string(c.step));
+  publish_weights();
+  return step;
 }
 
 void grpo_run::shutdown() {
@@ -334,11 +354,23 @@ experiment_outcome grpo_run::run() {
   experiment_outcome out;
   try {
     setup();
-    sft_stage();
     const auto& g = cfg_.grpo;
-    evaluate(0);
-    progress bar("grpo", std::max<std::int64_t>(1, g.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
     std::int64_t step = 0;
+    if (ctx_.resume) {
+      step = restore(*ctx_.resume);
+      last_checkpoint_ = step;  // and its evaluation, if it had one, is in the store
+      ctx_.out << "resumed at GRPO step " << step << '\n';
+    } else {
+      sft_stage();
+      if (stop_requested()) {  // no checkpoint of half an SFT stage: a resume starts over
+        shutdown();
+        return {"stopped", "stopped during the SFT stage"};
+      }
+      evaluate(0);
+      checkpoint(0);  // the post-SFT policy: where a resume finds the KL reference
+    }
+    cursor_ = cfg_.sft.steps * cfg_.sft.batch_size + step * g.prompts_per_step;
+    progress bar("grpo", std::max<std::int64_t>(1, g.steps), parse_progress_style(cfg_.system.progress), ctx_.out, step);
     for (; step < g.steps && !stop_requested(); ++step) {
       auto m = grpo_step(step);
       bar.update(step + 1, {{"reward", m["train/reward_mean"]},
@@ -348,8 +380,9 @@ experiment_outcome grpo_run::run() {
       if (g.checkpoint_every > 0 && (step + 1) % g.checkpoint_every == 0 && step + 1 < g.steps) checkpoint(step + 1);
     }
     bar.finish();
-    evaluate(step);
-    checkpoint(step);
+    // A stop right after an evaluation or checkpoint step has both already.
+    if (last_eval_ != step) evaluate(step);
+    if (last_checkpoint_ != step) checkpoint(step);
     out.status = stop_requested() ? "stopped" : "finished";
     out.message = "grpo: " + std::to_string(step) + " steps";
   } catch (const input_error&) {

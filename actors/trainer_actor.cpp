@@ -5,6 +5,7 @@
 #include "actors/message_types.hpp"
 #include "actors/trainer_actor_spawn.hpp"
 #include "actors/weight_snapshot.hpp"
+#include "policies/checkpoint.hpp"
 #include "policies/losses.hpp"
 #include "policies/trainer.hpp"
 
@@ -145,14 +146,19 @@ caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_ac
     [self](sft_atom, const sft_batch& sb) { return sft_step(self, sb); },
     [self](weights_atom) {
       auto& st = self->state;
-      const std::int64_t version = (st.sft ? st.sft->step() : 0) + (st.rl ? st.rl->step() : 0);
+      // Versions count GRPO updates: SFT steps come before any rollout, and a resumed
+      // run (which does not redo SFT) must number its weights as the first run did.
+      const std::int64_t version = st.rl ? st.rl->step() : 0;
       return weight_update{version, std::make_shared<const weight_snapshot>(st.policy)};
     },
     [self](save_atom, const std::string& dir) {
       rl_trainer(self).save_checkpoint(dir);
       return true;
     },
-    [self](load_atom, const std::string& dir) {
+    [self](load_atom, const std::string& reference_dir, const std::string& dir) {
+      // The reference is the policy as GRPO started: load it first, so that rl_trainer
+      // freezes that copy, then the checkpoint's weights and optimizer state.
+      if (!self->state.rl && !reference_dir.empty()) load_weights(self->state.policy, reference_dir);
       auto& t = rl_trainer(self);
       t.load_checkpoint(dir);
       return t.step();

@@ -10,9 +10,12 @@
 //   (sft_atom, sft_batch)        -> std::map<std::string, double>
 //       One supervised step (masked NLL over the targets): sft/* metrics.
 //   (weights_atom)               -> weight_update     a snapshot of the current policy,
-//                                                      versioned by the optimizer step
+//                                                      versioned by the GRPO step (SFT: 0)
 //   (save_atom, std::string dir) -> bool              trainer.save_checkpoint(dir)
-//   (load_atom, std::string dir) -> std::int64_t      trainer.load_checkpoint(dir); the step
+//   (load_atom, std::string reference_dir, std::string dir) -> std::int64_t
+//       Resume: the weights at reference_dir (the policy as GRPO started; "" when there is
+//       no reference or it is the current policy) become the frozen reference, then
+//       trainer.load_checkpoint(dir). Answers the restored GRPO step.
 // A trainer that diverges (NaN/inf steps in a row) answers errc::system_failure.
 #pragma once
 

@@ -2,7 +2,9 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <filesystem>
 #include <iostream>
+#include <optional>
 
 #include "actors/atoms.hpp"
 #include "actors/errors.hpp"
@@ -11,6 +13,7 @@
 #include "cli/commands.hpp"
 #include "core/config_tree.hpp"
 #include "core/error.hpp"
+#include "core/run_dir.hpp"
 #include "core/stop.hpp"
 
 namespace troupe::cli {
@@ -18,29 +21,46 @@ namespace troupe::cli {
 namespace {
 
 void print_run_help() {
-  std::cout << "usage: troupe run CONFIG [key=value ...] [--print-config]\n\n"
+  std::cout << "usage: troupe run CONFIG [key=value ...] [--print-config]\n"
+               "       troupe run --resume RUN_DIR\n\n"
                "Runs the experiment named by CONFIG's `experiment:` key in a new run directory\n"
                "under run.dir (default runs/), holding store.sqlite and the resolved config.yaml.\n\n"
                "  key=value        override any config key by its dotted path, e.g. run.seed=3\n"
-               "  --print-config   print the resolved config (defaults, files, overrides) and exit\n\n"
+               "  --print-config   print the resolved config (defaults, files, overrides) and exit\n"
+               "  --resume RUN_DIR continue a stopped or killed run from its last checkpoint, with the\n"
+               "                   config it was started with; what it recorded after that checkpoint\n"
+               "                   is dropped and done again\n\n"
                "Experiments:\n";
   for (const auto& e : experiments()) std::cout << "  " << e.name << "  " << e.summary << '\n';
-  std::cout << "\nCtrl-C stops the run at the next step; the run is recorded as stopped.\n";
+  std::cout << "\nCtrl-C stops the run at the next step, with a checkpoint; the run is recorded as stopped.\n";
 }
 
 struct run_request {
   std::string config_path;
   std::vector<std::string> overrides;
   bool print_config = false;
+  std::string resume_dir;  // --resume
 };
 
 run_request parse_args(const args& a) {
   run_request r;
-  for (const auto& arg : a) {
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const auto& arg = a[i];
     if (arg == "--print-config") r.print_config = true;
-    else if (arg.rfind("--", 0) == 0) throw input_error("run: unknown option '" + arg + "' (see troupe run --help)");
+    else if (arg == "--resume") {
+      if (i + 1 >= a.size()) throw input_error("run: --resume needs a run directory");
+      r.resume_dir = a[++i];
+    } else if (arg.rfind("--", 0) == 0) throw input_error("run: unknown option '" + arg + "' (see troupe run --help)");
     else if (r.config_path.empty() && arg.find('=') == std::string::npos) r.config_path = arg;
     else r.overrides.push_back(arg);
+  }
+  if (!r.resume_dir.empty()) {
+    // A resumed run must be the run it continues: same config, so the same numbers.
+    if (!r.config_path.empty() || !r.overrides.empty())
+      throw input_error("run: --resume continues a run with the config it was started with (RUN_DIR/config.yaml); "
+                        "give no CONFIG or key=value overrides");
+    r.config_path = (std::filesystem::path(r.resume_dir) / config_file_name).string();
+    return r;
   }
   if (r.config_path.empty()) throw input_error("run: missing CONFIG (usage: troupe run CONFIG [key=value ...])");
   return r;
@@ -86,8 +106,21 @@ int cmd_run(const args& a) {
     return 0;
   }
 
-  new_run run = create_run_dir(cfg.run, cfg.experiment, yaml);
-  std::cout << "run directory: " << run.path << '\n';
+  const experiment_entry* entry = find_experiment(cfg.experiment);
+  if (!req.resume_dir.empty() && !entry->resumable)
+    throw input_error("--resume '" + req.resume_dir + "': the " + cfg.experiment + " experiment cannot resume");
+  new_run run = req.resume_dir.empty() ? create_run_dir(cfg.run, cfg.experiment, yaml) : reopen_run_dir(req.resume_dir);
+  std::optional<checkpoint_row> resume;
+  if (req.resume_dir.empty()) {
+    std::cout << "run directory: " << run.path << '\n';
+  } else {
+    if (run.store.info().status == "finished")
+      throw input_error("--resume '" + req.resume_dir + "': the run has finished; there is nothing to continue");
+    resume = run.store.rewind_to_last_checkpoint();
+    const std::string from = resume ? "checkpoint " + resume->path : std::string("the start (no checkpoint yet)");
+    run.store.log_event({wall_clock_now(), "resume", "run", "resumed from " + from});
+    std::cout << "resuming " << run.path << " from " << from << '\n';
+  }
   install_stop_handlers();
 
   caf::actor_system_config sys_cfg;
@@ -95,10 +128,10 @@ int cmd_run(const args& a) {
   caf::actor_system sys{sys_cfg};
   caf::actor store = spawn_store_actor(sys, std::move(run.store));
 
-  experiment_context ctx{sys, cfg, run.path, store, std::cout};
+  experiment_context ctx{sys, cfg, run.path, store, std::cout, resume};
   experiment_outcome outcome;
   try {
-    outcome = find_experiment(cfg.experiment)->run(ctx);
+    outcome = entry->run(ctx);
   } catch (const std::exception& e) {
     outcome = {"failed", e.what()};
   }

@@ -17,8 +17,9 @@ progress_style parse_progress_style(const std::string& text) {
   throw input_error("progress style '" + text + "': expected auto, bar, log or off");
 }
 
-progress::progress(std::string stage, std::int64_t total, progress_style style, std::ostream& out)
-  : stage_(std::move(stage)), total_(total > 0 ? total : 1), style_(style), out_(out), start_(clock::now()) {
+progress::progress(std::string stage, std::int64_t total, progress_style style, std::ostream& out,
+                   std::int64_t first)
+  : stage_(std::move(stage)), total_(total > 0 ? total : 1), first_(first), style_(style), out_(out), start_(clock::now()) {
   if (style_ == progress_style::automatic)
     style_ = ::isatty(STDOUT_FILENO) ? progress_style::bar : progress_style::log;
 }
@@ -50,7 +51,7 @@ std::string progress::render(std::int64_t done, const std::vector<std::pair<std:
     std::snprintf(buf, sizeof(buf), " %s=%.4g", name.c_str(), value);
     line += buf;
   }
-  double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0.0;
+  double rate = elapsed_s > 0 ? static_cast<double>(done - first_) / elapsed_s : 0.0;
   double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : NAN;
   std::snprintf(buf, sizeof(buf), " %.3g/s", rate);
   line += buf;

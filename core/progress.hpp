@@ -21,8 +21,9 @@ class progress {
  public:
   using clock = std::chrono::steady_clock;
 
-  // REQUIRES: total > 0.
-  progress(std::string stage, std::int64_t total, progress_style style, std::ostream& out);
+  // REQUIRES: total > 0. `first`: units done before this process began (a resumed
+  // run), left out of the rate and the ETA.
+  progress(std::string stage, std::int64_t total, progress_style style, std::ostream& out, std::int64_t first = 0);
 
   // Reports that `done` of `total` units are complete, with named figures to show
   // (e.g. {"reward", 0.42}).
@@ -38,6 +39,7 @@ class progress {
  private:
   std::string stage_;
   std::int64_t total_;
+  std::int64_t first_;
   progress_style style_;
   std::ostream& out_;
   clock::time_point start_;

@@ -1,6 +1,7 @@
 #include "core/run_dir.hpp"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -108,7 +109,44 @@ new_run create_run_dir(const run_section& run, const std::string& experiment, co
     fs::remove_all(tmp, ec);
     throw;
   }
-  return {final_path, run_store::open((fs::path(final_path) / store_file_name).string(), store_mode::read_write)};
+  run_lock lock(final_path);
+  return {final_path, run_store::open((fs::path(final_path) / store_file_name).string(), store_mode::read_write),
+          std::move(lock)};
+}
+
+run_lock::run_lock(const std::string& run_dir) {
+  const auto file = (fs::path(run_dir) / "run.lock").string();
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw system_error("run '" + run_dir + "': cannot open " + file + ": " + errno_text(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int e = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (e == EWOULDBLOCK) throw input_error("run '" + run_dir + "': another troupe process is running it");
+    throw system_error("run '" + run_dir + "': cannot lock " + file + ": " + errno_text(e));
+  }
+}
+
+run_lock& run_lock::operator=(run_lock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = other.fd_;
+    other.fd_ = -1;
+  }
+  return *this;
+}
+
+run_lock::~run_lock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor releases the flock
+}
+
+new_run reopen_run_dir(const std::string& path) {
+  std::error_code ec;
+  const auto store_path = (fs::path(path) / store_file_name).string();
+  if (!fs::is_regular_file(store_path, ec))
+    throw input_error("--resume '" + path + "': not a run directory (no " + store_file_name + ")");
+  run_lock lock(path);
+  return {path, run_store::open(store_path, store_mode::read_write), std::move(lock)};
 }
 
 std::vector<std::string> list_run_dirs(const std::string& dir) {

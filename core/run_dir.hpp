@@ -25,9 +25,30 @@ struct run_section {
   }
 };
 
+// An exclusive flock(2) on `<run dir>/run.lock`, held while a process writes the run,
+// so that `troupe run --resume` cannot start on a run that another process is still
+// writing. The kernel drops it when the holder exits, kill -9 included, so a crashed
+// run never stays locked.
+class run_lock {
+ public:
+  run_lock() = default;
+  // Throws input_error naming the run if another process holds it, system_error if the
+  // lock file cannot be opened.
+  explicit run_lock(const std::string& run_dir);
+  run_lock(run_lock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  run_lock& operator=(run_lock&& other) noexcept;
+  run_lock(const run_lock&) = delete;
+  run_lock& operator=(const run_lock&) = delete;
+  ~run_lock();
+
+ private:
+  int fd_ = -1;
+};
+
 struct new_run {
   std::string path;   // the run directory
   run_store store;    // open for writing
+  run_lock lock;      // held until the run ends
 };
 
 // Creates `<dir>/<name>` (adding -2, -3... if the name is taken) with the store and
@@ -37,6 +58,11 @@ new_run create_run_dir(const run_section& run, const std::string& experiment, co
 
 inline constexpr const char* store_file_name = "store.sqlite";
 inline constexpr const char* config_file_name = "config.yaml";
+
+// Reopens the run directory at `path` to continue it (`troupe run --resume`): takes its
+// lock and opens its store for writing. Throws input_error if `path` is not a run
+// directory or another process is running it.
+new_run reopen_run_dir(const std::string& path);
 
 // Run directories under `dir` (those holding a store), oldest first by name.
 std::vector<std::string> list_run_dirs(const std::string& dir);

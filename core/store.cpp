@@ -12,7 +12,8 @@ namespace troupe {
 namespace {
 
 // Bumped when the schema changes; a reader refuses a store from a newer troupe.
-constexpr int schema_version = 1;
+// 2: checkpoints remember what they have seen (metrics_upto, rollouts_upto) for resume.
+constexpr int schema_version = 2;
 
 constexpr const char* schema_sql = R"sql(
 CREATE TABLE runs (
@@ -29,7 +30,8 @@ CREATE TABLE rollouts (
   completion TEXT NOT NULL, reward REAL NOT NULL, rewards_json TEXT NOT NULL,
   verdicts_json TEXT NOT NULL, weight_version INTEGER NOT NULL);
 CREATE TABLE checkpoints (
-  run_id INTEGER NOT NULL, step INTEGER NOT NULL, path TEXT NOT NULL, wall_time REAL NOT NULL);
+  run_id INTEGER NOT NULL, step INTEGER NOT NULL, path TEXT NOT NULL, wall_time REAL NOT NULL,
+  metrics_upto INTEGER NOT NULL DEFAULT 0, rollouts_upto INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE events (
   run_id INTEGER NOT NULL, wall_time REAL NOT NULL, kind TEXT NOT NULL,
   source TEXT NOT NULL, message TEXT NOT NULL);
@@ -152,6 +154,7 @@ run_store run_store::create(const std::string& path, const run_info& info, const
       .run_and_reset();
   statement(store.db_, "INSERT INTO config (run_id, yaml) VALUES (1, ?)").bind(1, config_yaml).run_and_reset();
   tx.commit();
+  store.schema_version_ = schema_version;
   return store;
 }
 
@@ -174,10 +177,12 @@ run_store run_store::open(const std::string& path, store_mode mode) {
     throw input_error("run store '" + path + "': schema version " + std::to_string(version) +
                       " is not one this troupe reads (" + std::to_string(schema_version) + ")");
   if (mode == store_mode::read_write) store.exec("PRAGMA synchronous=NORMAL");
+  store.schema_version_ = version;
   return store;
 }
 
-run_store::run_store(run_store&& other) noexcept : db_(other.db_), path_(std::move(other.path_)) {
+run_store::run_store(run_store&& other) noexcept
+    : db_(other.db_), path_(std::move(other.path_)), schema_version_(other.schema_version_) {
   other.db_ = nullptr;
 }
 
@@ -186,6 +191,7 @@ run_store& run_store::operator=(run_store&& other) noexcept {
     sqlite3_close(db_);
     db_ = other.db_;
     path_ = std::move(other.path_);
+    schema_version_ = other.schema_version_;
     other.db_ = nullptr;
   }
   return *this;
@@ -214,8 +220,36 @@ void run_store::log_rollouts(const std::vector<rollout_row>& rows) {
 }
 
 void run_store::record_checkpoint(const checkpoint_row& row) {
-  statement(db_, "INSERT INTO checkpoints (run_id, step, path, wall_time) VALUES (1, ?, ?, ?)")
+  // The high-water marks of metrics and rollouts say what the checkpoint has seen: a
+  // resume drops the rows after them (rewind_to_checkpoint). rowids only grow here,
+  // since rows are never deleted except past the marks.
+  statement(db_,
+            "INSERT INTO checkpoints (run_id, step, path, wall_time, metrics_upto, rollouts_upto) VALUES "
+            "(1, ?, ?, ?, (SELECT coalesce(max(rowid), 0) FROM metrics), (SELECT coalesce(max(rowid), 0) FROM rollouts))")
       .bind(1, row.step).bind(2, row.path).bind(3, row.wall_time).run_and_reset();
+}
+
+std::optional<checkpoint_row> run_store::rewind_to_last_checkpoint() {
+  if (schema_version_ < 2)
+    throw input_error("run store '" + path_ + "': written by an older troupe whose checkpoints cannot be resumed");
+  transaction tx(db_);
+  std::optional<checkpoint_row> last;
+  std::int64_t metrics_upto = 0, rollouts_upto = 0, rowid = 0;
+  {
+    statement st(db_,
+                 "SELECT step, path, wall_time, metrics_upto, rollouts_upto, rowid FROM checkpoints "
+                 "ORDER BY rowid DESC LIMIT 1");
+    if (st.step()) {
+      last = checkpoint_row{st.i64(0), st.text(1), st.f64(2)};
+      metrics_upto = st.i64(3), rollouts_upto = st.i64(4), rowid = st.i64(5);
+    }
+  }
+  statement(db_, "DELETE FROM metrics WHERE rowid > ?").bind(1, metrics_upto).run_and_reset();
+  statement(db_, "DELETE FROM rollouts WHERE rowid > ?").bind(1, rollouts_upto).run_and_reset();
+  statement(db_, "DELETE FROM checkpoints WHERE rowid > ?").bind(1, rowid).run_and_reset();
+  statement(db_, "UPDATE runs SET status = 'running', ended_at = 0 WHERE id = 1").run_and_reset();
+  tx.commit();
+  return last;
 }
 
 void run_store::log_event(const event_row& row) {

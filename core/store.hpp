@@ -87,6 +87,13 @@ class run_store {
   void record_checkpoint(const checkpoint_row& row);
   void log_event(const event_row& row);
   void set_status(const std::string& status, double ended_at);
+  // For `troupe run --resume`: drops the metrics, rollouts and checkpoint rows recorded
+  // after the last checkpoint row (what the checkpoint has not seen, and the run will
+  // record again), marks the run running, and returns that checkpoint; nullopt, after
+  // dropping every metric and rollout, when the run had none. One transaction: a kill
+  // mid-rewind leaves the store as it was. Throws input_error for a store from before
+  // schema 2.
+  std::optional<checkpoint_row> rewind_to_last_checkpoint();
 
   // --- reading ---
   run_info info() const;
@@ -107,6 +114,7 @@ class run_store {
 
   sqlite3* db_ = nullptr;
   std::string path_;
+  int schema_version_ = 0;
 };
 
 // Seconds since the Unix epoch, as stored in wall_time columns.

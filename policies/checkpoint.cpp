@@ -109,4 +109,23 @@ void save_pretrained(causal_lm& model, const std::string& dir, torch::Dtype dtyp
   write_file_atomically((std::filesystem::path(dir) / "config.json").string(), model_config_to_json(cfg));
 }
 
+void load_weights(causal_lm& model, const std::string& dir) {
+  load_options lo;
+  lo.dtype = model->dtype();
+  lo.device = model->device();
+  auto saved = load_pretrained(dir, lo);
+  torch::NoGradGuard no_grad;
+  auto src = saved->named_parameters();
+  auto dst = model->named_parameters();
+  if (src.size() != dst.size())
+    throw input_error("checkpoint '" + dir + "': its model has " + std::to_string(src.size()) + " tensors, the policy " +
+                      std::to_string(dst.size()));
+  for (auto& p : dst) {
+    const auto* s = src.find(p.key());
+    if (s == nullptr || !s->sizes().equals(p.value().sizes()))
+      throw input_error("checkpoint '" + dir + "': tensor '" + p.key() + "' is missing or has another shape");
+    p.value().copy_(*s);
+  }
+}
+
 }  // namespace troupe

@@ -21,6 +21,12 @@ struct load_options {
 // config errors (model_config.hpp).
 causal_lm load_pretrained(const std::string& dir, const load_options& opts = {});
 
+// Copies the weights saved at `dir` into `model` (in place, keeping its dtype and
+// device): a resumed trainer's policy, or a reference restored before training goes on.
+// Throws input_error naming `dir` when its tensors do not match the model's names and
+// shapes.
+void load_weights(causal_lm& model, const std::string& dir);
+
 // Writes `model` into `dir` (created if needed) as config.json + model.safetensors in
 // `dtype` (shards above `max_shard_bytes`). Tied embeddings are stored once, as
 // transformers does. The directory's files are replaced atomically one by one.

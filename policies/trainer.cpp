@@ -406,24 +406,7 @@ void trainer::load_checkpoint(const std::string& dir) {
   const auto state_path = (fs::path(dir) / state_file_name).string();
   if (!fs::exists(state_path))
     throw input_error("checkpoint '" + dir + "': no " + state_file_name + " (not written by trainer::save_checkpoint?)");
-  load_options lo;
-  lo.dtype = policy_->dtype();
-  lo.device = policy_->device();
-  auto saved = load_pretrained(dir, lo);
-  {
-    torch::NoGradGuard no_grad;
-    auto src = saved->named_parameters();
-    auto dst = policy_->named_parameters();
-    if (src.size() != dst.size())
-      throw input_error("checkpoint '" + dir + "': its model has " + std::to_string(src.size()) +
-                        " tensors, the policy " + std::to_string(dst.size()));
-    for (auto& p : dst) {
-      const auto* s = src.find(p.key());
-      if (s == nullptr || !s->sizes().equals(p.value().sizes()))
-        throw input_error("checkpoint '" + dir + "': tensor '" + p.key() + "' is missing or has another shape");
-      p.value().copy_(*s);
-    }
-  }
+  load_weights(policy_, dir);
 
   torch::serialize::InputArchive state, optim;
   try {

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <sstream>
 
@@ -207,12 +208,71 @@ TEST(cli, grpo_runs_sft_then_grpo_through_the_actors_and_records_what_it_did) {
   EXPECT_EQ(store.metrics("eval/pass@k").size(), 3u);
   EXPECT_EQ(store.rollouts(1000).size(), 3u * 4u) << "grpo.rollouts_logged per step";
   auto ckpts = store.checkpoints();
-  ASSERT_EQ(ckpts.size(), 2u) << "every 2 steps and at the end";
-  EXPECT_EQ(ckpts[0].path, "checkpoints/step_000002");
+  ASSERT_EQ(ckpts.size(), 3u) << "after SFT, every 2 steps and at the end";
+  EXPECT_EQ(ckpts[0].path, "checkpoints/step_000000");
+  EXPECT_EQ(ckpts[1].path, "checkpoints/step_000002");
   for (const char* f : {"config.json", "model.safetensors", "trainer_state.pt"})
-    EXPECT_TRUE(fs::exists(dir / ("runs/g/" + ckpts[1].path + "/" + f))) << f;
-  // The checkpoint is a Hugging Face model that troupe generate loads.
-  EXPECT_TRUE(fs::exists(dir / ("runs/g/" + ckpts[1].path + "/config.json")));
+    EXPECT_TRUE(fs::exists(dir / ("runs/g/" + ckpts[2].path + "/" + f))) << f;
+}
+
+// Every metric but wall-clock timings, keyed by name, in step order.
+std::map<std::string, std::vector<std::pair<std::int64_t, double>>> numbers(const run_store& s) {
+  std::map<std::string, std::vector<std::pair<std::int64_t, double>>> out;
+  for (const auto& m : s.metrics())
+    if (m.name.rfind("time/", 0) != 0 && m.name != "train/new_tokens_per_s") out[m.name].push_back({m.step, m.value});
+  return out;
+}
+
+TEST(cli, grpo_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_run) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  // A KL term, so the resumed trainer must also restore its reference (the post-SFT policy).
+  const std::string cfg = "'" + example +
+                          "' sft.steps=4 grpo.steps=9 grpo.prompts_per_step=4 grpo.group_size=4 grpo.eval_every=3 "
+                          "grpo.eval_prompts=8 grpo.checkpoint_every=3 grpo.loss.reference_policy_kl_penalty=0.01 "
+                          "system.progress=log";
+  ASSERT_EQ(troupe(dir, "run " + cfg + " run.name=whole").code, 0);
+
+  // SIGKILL once GRPO step 5 is done: past the checkpoint of step 3, before that of 6.
+  const std::string cmd = "cd '" + dir.path().string() + "' && ('" TROUPE_BINARY "' run " + cfg +
+                          " run.name=killed >killed.txt 2>&1 & pid=$!; "
+                          "until grep -q 'grpo 5/9' killed.txt || ! kill -0 $pid 2>/dev/null; do sleep 0.01; done; "
+                          "kill -KILL $pid; wait $pid; echo $? > code.txt)";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_EQ(slurp(dir / "code.txt"), "137\n") << slurp(dir / "killed.txt");
+  {
+    auto killed = run_store::open(dir / "runs/killed/store.sqlite", store_mode::read_only);
+    EXPECT_EQ(killed.info().status, "running") << "a killed run cannot record its end";
+    EXPECT_GE(killed.metrics("train/loss").size(), 5u);
+  }
+
+  auto r = troupe(dir, "run --resume runs/killed");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("from checkpoint checkpoints/step_00000"), std::string::npos) << r.out;
+  auto whole = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
+  auto resumed = run_store::open(dir / "runs/killed/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(resumed.info().status, "finished");
+  // The same history, row for row: nothing missing, nothing twice, the same numbers.
+  const auto want = numbers(whole), got = numbers(resumed);
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [name, rows] : want) EXPECT_EQ(got.at(name), rows) << name;
+  EXPECT_EQ(want.at("train/loss").size(), 9u);
+  const auto rw = whole.rollouts(1000), rr = resumed.rollouts(1000);
+  ASSERT_EQ(rr.size(), rw.size());
+  for (std::size_t i = 0; i < rw.size(); ++i) {
+    EXPECT_EQ(rr[i].step, rw[i].step);
+    EXPECT_EQ(rr[i].completion, rw[i].completion);
+    EXPECT_EQ(rr[i].weight_version, rw[i].weight_version);
+  }
+  EXPECT_EQ(resumed.checkpoints().size(), whole.checkpoints().size());
+  bool event = false;
+  for (const auto& e : resumed.events()) event |= e.kind == "resume";
+  EXPECT_TRUE(event);
+
+  // A finished run, a run directory that is not one, and a config with --resume are refused.
+  EXPECT_EQ(troupe(dir, "run --resume runs/killed").code, 2);
+  EXPECT_EQ(troupe(dir, "run --resume runs/nothing").code, 2);
+  EXPECT_EQ(troupe(dir, "run --resume runs/killed grpo.steps=20").code, 2);
 }
 
 TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {

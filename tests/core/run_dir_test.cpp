@@ -32,7 +32,7 @@ TEST(run_dir, holds_the_store_and_config_and_leaves_no_temporary) {
   files.erase(std::remove_if(files.begin(), files.end(),
                              [](const std::string& f) { return f.find("-wal") != f.npos || f.find("-shm") != f.npos; }),
               files.end());
-  EXPECT_EQ(files, (std::vector<std::string>{"config.yaml", "store.sqlite"}));
+  EXPECT_EQ(files, (std::vector<std::string>{"config.yaml", "run.lock", "store.sqlite"}));
   EXPECT_EQ(entries(run.dir), (std::vector<std::string>{"first"}));
   EXPECT_EQ(r.store.info().name, "first");
   EXPECT_EQ(r.store.config_yaml(), "experiment: smoke\n");
@@ -40,6 +40,27 @@ TEST(run_dir, holds_the_store_and_config_and_leaves_no_temporary) {
   std::string line;
   std::getline(cfg, line);
   EXPECT_EQ(line, "experiment: smoke");
+}
+
+TEST(run_dir, a_run_being_written_cannot_be_reopened_until_its_writer_is_gone) {
+  testing::temp_dir dir;
+  run_section run;
+  run.dir = dir / "runs";
+  run.name = "busy";
+  std::string path;
+  {
+    auto r = create_run_dir(run, "smoke", "experiment: smoke\n");
+    path = r.path;
+    try {
+      reopen_run_dir(path);
+      ADD_FAILURE() << "a locked run was reopened";
+    } catch (const input_error& e) {
+      EXPECT_NE(std::string(e.what()).find("another troupe process is running it"), std::string::npos) << e.what();
+    }
+  }
+  auto again = reopen_run_dir(path);  // the first writer released it
+  EXPECT_EQ(again.store.info().name, "busy");
+  EXPECT_THROW(reopen_run_dir(dir / "runs/nothing"), input_error);
 }
 
 TEST(run_dir, generated_names_never_collide_but_explicit_names_are_never_altered) {

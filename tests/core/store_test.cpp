@@ -169,5 +169,36 @@ TEST(run_store, survives_sigkill_of_its_writer_mid_batch) {
   EXPECT_EQ(store.metrics("after").size(), 1u);
 }
 
+TEST(run_store, rewinding_drops_exactly_what_the_last_checkpoint_has_not_seen) {
+  testing::temp_dir dir;
+  auto store = run_store::create(dir / "s.sqlite", test_info(), "");
+  EXPECT_FALSE(store.rewind_to_last_checkpoint().has_value());  // nothing to keep
+  store.log_metrics({{0, "sft/loss", 2.0, 1}, {0, "eval/pass@1", 0.1, 2}});
+  store.log_rollouts({{0, "p", "c", 1.0, "{}", "[]", 0}});
+  store.record_checkpoint({0, "checkpoints/step_000000", 3});
+  store.log_metrics({{0, "train/loss", 0.5, 4}, {1, "train/loss", 0.4, 5}, {2, "eval/pass@1", 0.2, 6}});
+  store.record_checkpoint({2, "checkpoints/step_000002", 7});
+  store.log_metrics({{2, "train/loss", 0.3, 8}});  // a step the killed run did not finish
+  store.log_rollouts({{2, "p", "c", 0.0, "{}", "[]", 2}});
+  store.set_status("failed", 9);
+
+  auto c = store.rewind_to_last_checkpoint();
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->step, 2);
+  EXPECT_EQ(c->path, "checkpoints/step_000002");
+  const auto m = store.metrics();
+  ASSERT_EQ(m.size(), 5u);  // the train/loss of step 2 is gone; everything before stays
+  EXPECT_EQ(store.metrics(std::string("train/loss")).size(), 2u);
+  EXPECT_EQ(store.rollouts().size(), 1u);
+  EXPECT_EQ(store.checkpoints().size(), 2u);
+  EXPECT_EQ(store.info().status, "running");
+
+  // Rows logged after the rewind count for the next checkpoint, and a second rewind to
+  // the same checkpoint drops them again.
+  store.log_metrics({{2, "train/loss", 0.31, 10}});
+  store.rewind_to_last_checkpoint();
+  EXPECT_EQ(store.metrics(std::string("train/loss")).size(), 2u);
+}
+
 }  // namespace
 }  // namespace troupe
