@@ -5,6 +5,7 @@
 #include "actors/atoms.hpp"
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
+#include "actors/supervisor.hpp"
 #include "core/error.hpp"
 
 namespace troupe {
@@ -35,37 +36,80 @@ caf::behavior env_worker(caf::event_based_actor* self, std::shared_ptr<environme
 }
 
 struct host_state {
-  std::vector<caf::actor> workers;
+  std::vector<caf::actor> workers;  // supervisors, one per instance
   std::size_t next = 0;
-  std::chrono::milliseconds timeout{30000};
+  env_host_options opts;
+  int spawned = 0;  // names workers uniquely, replacements included
   static inline const char* name = "troupe.env_host";
 };
 
-caf::behavior env_host(caf::stateful_actor<host_state>* self, env_host_options opts) {
-  for (int i = 0; i < opts.pool; ++i)
-    self->state.workers.push_back(self->spawn<caf::detached + caf::linked>(
-      env_worker, std::shared_ptr<environment>(make_environment(opts.env, opts.options))));
-  self->state.timeout = opts.episode_timeout;
-  auto pick = [self] {
-    auto& st = self->state;
-    return st.workers[st.next++ % st.workers.size()];
+using host_actor = caf::stateful_actor<host_state>;
+
+// A worker under its own supervisor: an instance that crashes its actor (an exception
+// that is not a std::exception, an error exit) is restarted with a fresh instance and
+// an event row; past the restart limit the supervisor gives up and, being linked, takes
+// the host down with errc::restart_limit, which ends the run with that reason.
+caf::actor spawn_worker(host_actor* self) {
+  auto& st = self->state;
+  supervisor_spec spec;
+  spec.name = "env-worker-" + std::to_string(st.spawned++) + " (" + st.opts.env + ")";
+  spec.factory = [env = st.opts.env, options = st.opts.options](caf::event_based_actor* sup) {
+    return sup->spawn<caf::detached>(env_worker, std::shared_ptr<environment>(make_environment(env, options)));
   };
+  spec.store = st.opts.store;
+  auto sup = spawn_supervisor(self->system(), std::move(spec));
+  self->link_to(sup);
+  return sup;
+}
+
+// An episode that outlived its timeout leaves its worker stuck inside the environment,
+// where no message reaches it: the slot gets a fresh worker, and the old one is told
+// to exit, which it does once the environment returns (a thread stays blocked until
+// then).
+void replace_worker(host_actor* self, std::size_t slot, const caf::actor& stuck) {
+  auto& st = self->state;
+  if (st.workers[slot] != stuck) return;  // replaced already
+  self->unlink_from(stuck);
+  self->send_exit(stuck, caf::exit_reason::kill);
+  st.workers[slot] = spawn_worker(self);
+  if (st.opts.store)
+    self->request(st.opts.store, std::chrono::seconds(30), event_atom::value,
+                  event_row{wall_clock_now(), "replace", "env_host",
+                            "an episode of " + st.opts.env + " exceeded " + std::to_string(st.opts.episode_timeout.count()) +
+                              " ms; its worker was replaced"})
+      .then([](bool) {}, [](caf::error&) {});
+}
+
+caf::behavior env_host(host_actor* self, env_host_options opts) {
+  self->state.opts = std::move(opts);
+  for (int i = 0; i < self->state.opts.pool; ++i) self->state.workers.push_back(spawn_worker(self));
   return {
-    [self, pick](judge_atom, episode_request& req) -> caf::result<episode_result> {
+    [self](judge_atom, episode_request& req) -> caf::result<episode_result> {
+      auto& st = self->state;
       auto rp = self->make_response_promise<episode_result>();
       const std::string id = req.t.id;
-      self->request(pick(), self->state.timeout, judge_atom::value, std::move(req))
+      const std::size_t slot = st.next++ % st.workers.size();
+      const caf::actor worker = st.workers[slot];
+      self->request(worker, st.opts.episode_timeout, judge_atom::value, std::move(req))
         .then([rp](episode_result& r) mutable { rp.deliver(std::move(r)); },
-              [rp, id](caf::error& err) mutable {
+              [self, rp, id, slot, worker](caf::error& err) mutable {
                 episode_result r;
                 r.task_id = id;
                 r.failed = true;
                 r.error = render(err);
+                if (err == caf::sec::request_timeout) {
+                  r.error = "episode timed out after " + std::to_string(self->state.opts.episode_timeout.count()) +
+                            " ms (" + r.error + ")";
+                  replace_worker(self, slot, worker);
+                }
                 rp.deliver(std::move(r));
               });
       return rp;
     },
-    [self, pick](reset_atom, task& t) { return self->delegate(pick(), reset_atom::value, std::move(t)); },
+    [self](reset_atom, task& t) {
+      auto& st = self->state;
+      return self->delegate(st.workers[st.next++ % st.workers.size()], reset_atom::value, std::move(t));
+    },
   };
 }
 

@@ -6,7 +6,11 @@
 //   (judge_atom, episode_request) -> episode_result
 //       Single-turn: reset(task), then step(action). An environment that throws, or
 //       takes longer than the per-episode timeout, gives a result with failed = true
-//       and the error text; the host itself goes on.
+//       and the error text; the host itself goes on. Each instance runs in a worker
+//       under a supervisor (actors/supervisor.hpp): a worker that crashes is restarted
+//       with a fresh instance and a `restart` event; one stuck past the timeout is
+//       replaced (a `replace` event). Past the supervisor's restart limit the host
+//       exits with errc::restart_limit.
 //   (reset_atom, task)            -> observation     the first observation of a task
 //                                                    (for prompts), without an episode
 #pragma once
@@ -39,6 +43,7 @@ struct env_host_options {
   environment_options options;
   int pool = 4;                    // instances, i.e. episodes judged concurrently
   std::chrono::milliseconds episode_timeout{std::chrono::seconds(30)};
+  caf::actor store;                // for restart / replace events; may be invalid
 };
 
 // Throws input_error for an unknown environment or bad options (it builds one instance

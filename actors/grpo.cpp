@@ -14,6 +14,7 @@
 #include "actors/guardrail_actor.hpp"
 #include "actors/message_types.hpp"
 #include "actors/reward_actor.hpp"
+#include "actors/supervisor.hpp"
 #include "actors/trainer_actor_spawn.hpp"
 #include "core/hash.hpp"
 #include "core/progress.hpp"
@@ -113,9 +114,22 @@ void grpo_run::setup() {
   eo.options = cfg_.env.options;
   eo.pool = static_cast<int>(cfg_.env.pool);
   eo.episode_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.env.episode_timeout_s * 1000));
+  eo.store = ctx_.store;
   env_ = spawn_env_host(ctx_.sys, eo);
-  rails_ = spawn_guardrail_actor(ctx_.sys, cfg_.guardrails);
-  reward_ = spawn_reward_actor(ctx_.sys, cfg_.reward, cfg_.grpo.failure_reward);
+  // Crashed rails or reward actors come back (with an event); the episodes they were
+  // judging fail and the step goes on.
+  auto supervised = [this](const char* name, std::function<caf::actor(caf::actor_system&)> make) {
+    make(ctx_.sys);  // config errors surface here, as input errors, not as restarts
+    supervisor_spec spec;
+    spec.name = name;
+    spec.factory = [make](caf::event_based_actor* sup) { return make(sup->system()); };
+    spec.store = ctx_.store;
+    return spawn_supervisor(ctx_.sys, std::move(spec));
+  };
+  rails_ = supervised("guardrails", [g = cfg_.guardrails](caf::actor_system& sys) { return spawn_guardrail_actor(sys, g); });
+  reward_ = supervised("reward", [r = cfg_.reward, f = cfg_.grpo.failure_reward](caf::actor_system& sys) {
+    return spawn_reward_actor(sys, r, f);
+  });
 
   trainer_actor_options to;
   to.trainer = cfg_.trainer;
@@ -169,27 +183,37 @@ std::vector<rollout> grpo_run::sample(const std::vector<task>& tasks, std::int64
 void grpo_run::judge(std::vector<rollout>& rs) {
   std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
   for (auto& r : rs) pending.push_back(self_->request(env_, long_wait, judge_atom::value, episode_request{*r.t, r.gen.text}));
+  // The host answers every episode, failed ones included; an error means the host
+  // itself is gone (a worker past its restart limit), and the run cannot go on.
+  caf::error host_error;
   for (std::size_t i = 0; i < rs.size(); ++i)
     pending[i].receive([&](episode_result& e) { rs[i].episode = std::move(e); },
-                       [&](caf::error& err) {
-                         rs[i].episode.failed = true;
-                         rs[i].episode.error = render(err);
-                       });
+                       [&](caf::error& err) { host_error = std::move(err); });
+  if (host_error) throw system_error("env host: " + render(host_error));
 }
 
 void grpo_run::score(std::vector<rollout>& rs) {
   std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> checks;
   for (auto& r : rs) checks.push_back(self_->request(rails_, long_wait, check_atom::value, rail_stage::output, r.gen.text));
+  // A rail or reward that fails on one episode fails that episode, not the run.
+  auto fail = [](rollout& r, const std::string& why) {
+    if (!r.episode.failed) r.episode.error = why;
+    r.episode.failed = true;
+  };
   for (std::size_t i = 0; i < rs.size(); ++i)
     checks[i].receive([&](std::vector<rail_verdict>& v) { rs[i].verdicts = std::move(v); },
-                      [&](caf::error& err) { throw system_error("guardrail: " + render(err)); });
+                      [&](caf::error& err) { fail(rs[i], "guardrail: " + render(err)); });
   std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> scores;
   for (auto& r : rs)
     scores.push_back(self_->request(reward_, long_wait, score_atom::value,
                                     reward_request{r.episode.verdict.rewards, r.verdicts, r.episode.failed}));
   for (std::size_t i = 0; i < rs.size(); ++i)
     scores[i].receive([&](reward_result& x) { rs[i].reward = std::move(x); },
-                      [&](caf::error& err) { throw system_error("reward: " + render(err)); });
+                      [&](caf::error& err) {
+                        fail(rs[i], "reward: " + render(err));
+                        rs[i].reward = reward_result{};
+                        rs[i].reward.total = cfg_.grpo.failure_reward;
+                      });
 }
 
 void grpo_run::publish_weights() {
@@ -206,8 +230,13 @@ void grpo_run::log(std::int64_t step, const std::map<std::string, double>& metri
 
 void grpo_run::log_rollouts(std::int64_t step, const std::vector<rollout>& rs) {
   std::vector<rollout_row> rows;
-  for (std::size_t i = 0; i < rs.size() && static_cast<std::int64_t>(rows.size()) < cfg_.grpo.rollouts_logged; ++i) {
+  // The first rollouts_logged, and failed episodes (up to as many again) with their errors.
+  const auto n = static_cast<std::size_t>(cfg_.grpo.rollouts_logged);
+  std::size_t failed_logged = 0;
+  for (std::size_t i = 0; i < rs.size(); ++i) {
     const auto& r = rs[i];
+    if (i >= n && (!r.episode.failed || failed_logged >= n)) continue;
+    if (i >= n) ++failed_logged;
     nlohmann::json comps(r.reward.components), verdicts = nlohmann::json::array();
     for (const auto& v : r.verdicts)
       verdicts.push_back({{"rail", v.rail}, {"action", to_string(v.action)}, {"penalty", v.penalty}, {"reason", v.reason}});

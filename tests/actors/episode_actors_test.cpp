@@ -9,7 +9,11 @@
 #include "actors/guardrail_actor.hpp"
 #include "actors/message_types.hpp"
 #include "actors/reward_actor.hpp"
+#include "actors/store_actor.hpp"
 #include "actors/system.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <set>
 
 namespace troupe {
 namespace {
@@ -26,6 +30,8 @@ class flaky_env : public environment {
     return {t.prompt, {}};
   }
   step_result step(const std::string& action) override {
+    // Not a std::exception: it escapes the worker's handler and crashes the actor.
+    if (action == "crash") throw 42;
     step_result r;
     r.rewards["correct"] = action == "ok" ? 1.0 : 0.0;
     return r;
@@ -79,6 +85,39 @@ TEST_F(episode_actors, env_host_times_out_a_slow_episode_as_failed) {
   EXPECT_TRUE(r.failed);
   EXPECT_NE(r.error.find("request_timeout"), std::string::npos) << r.error;
   self->send_exit(host, caf::exit_reason::user_shutdown);
+}
+
+TEST_F(episode_actors, env_host_restarts_a_crashed_worker_and_replaces_a_stuck_one_with_events) {
+  testing::temp_dir dir;
+  caf::actor_system sys{cfg};
+  auto store = spawn_store_actor(sys, run_store::create(dir / "s.sqlite", run_info{}, ""));
+  env_host_options o;
+  o.env = "test_flaky";
+  o.pool = 1;
+  o.episode_timeout = 150ms;
+  o.store = store;
+  auto host = spawn_env_host(sys, o);
+  caf::scoped_actor self{sys};
+
+  auto crashed = judge(self, host, {"t1", "p", {}}, "crash");
+  EXPECT_TRUE(crashed.failed);
+  EXPECT_NE(crashed.error.find("unknown exception"), std::string::npos) << crashed.error;
+  EXPECT_FALSE(judge(self, host, {"t2", "p", {}}, "ok").failed) << "the restarted worker judges the next episode";
+
+  // One instance, stuck for 400 ms: without a replacement the next episode would wait
+  // behind it and time out too.
+  auto stuck = judge(self, host, {"tslow", "p", {}}, "ok");
+  EXPECT_TRUE(stuck.failed);
+  EXPECT_NE(stuck.error.find("timed out after 150 ms"), std::string::npos) << stuck.error;
+  EXPECT_FALSE(judge(self, host, {"t3", "p", {}}, "ok").failed);
+
+  self->send_exit(host, caf::exit_reason::user_shutdown);
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+  self->wait_for(store);
+  auto events = run_store::open(dir / "s.sqlite", store_mode::read_only).events();
+  std::set<std::string> kinds;
+  for (const auto& e : events) kinds.insert(e.kind);
+  EXPECT_EQ(kinds, (std::set<std::string>{"restart", "replace"}));
 }
 
 TEST_F(episode_actors, env_host_rejects_unknown_environments_before_spawning) {
