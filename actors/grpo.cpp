@@ -3,6 +3,8 @@
 #include <caf/all.hpp>
 
 #include <chrono>
+#include <deque>
+#include <optional>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -64,8 +66,18 @@ class grpo_run {
   std::int64_t restore(const checkpoint_row& c);
   void shutdown();
 
-  std::vector<rollout> sample(const std::vector<task>& tasks, std::int64_t per_task, double temperature,
-                              std::uint64_t salt);
+  // Generation requested and not yet collected. `tasks` lives on the heap so that the
+  // rollouts' task pointers survive moves; async GRPO keeps up to max_staleness of
+  // these in flight while the trainer updates.
+  struct sample_request {
+    std::unique_ptr<std::vector<task>> tasks;
+    std::vector<rollout> rollouts;  // prompts filled in, generations not yet
+    std::optional<caf::response_handle<caf::blocking_actor, caf::message, true>> handle;
+  };
+  sample_request request_samples(std::vector<task> tasks, std::int64_t per_task, double temperature, std::uint64_t salt);
+  std::vector<rollout> collect(sample_request& req);
+  sample_request request_step(std::int64_t step);
+  bool sync_point(std::int64_t step) const;
   void judge(std::vector<rollout>& rs);
   void score(std::vector<rollout>& rs);
   void publish_weights();
@@ -89,8 +101,13 @@ class grpo_run {
   std::shared_ptr<const tokenizer> tok_;
   std::unique_ptr<arithmetic_tasks> tasks_;
   caf::actor env_, rails_, reward_, generator_, trainer_;
-  std::int64_t cursor_ = 0;  // next train task index
+  std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
   std::int64_t last_eval_ = -1, last_checkpoint_ = -1;  // GRPO steps done last
+  struct inflight_step {
+    std::int64_t step;
+    sample_request req;
+  };
+  std::deque<inflight_step> inflight_;  // generation requested ahead (async GRPO)
 };
 
 void grpo_run::setup() {
@@ -153,12 +170,14 @@ std::vector<std::int32_t> grpo_run::encode_prompt(const task& t) const {
   return ids;
 }
 
-std::vector<rollout> grpo_run::sample(const std::vector<task>& tasks, std::int64_t per_task, double temperature,
-                                      std::uint64_t salt) {
+grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std::int64_t per_task, double temperature,
+                                                   std::uint64_t salt) {
+  sample_request out;
+  out.tasks = std::make_unique<std::vector<task>>(std::move(tasks));
   std::vector<gen_request> reqs;
-  std::vector<rollout> rs;
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    auto prompt = encode_prompt(tasks[i]);
+  const auto& ts = *out.tasks;
+  for (std::size_t i = 0; i < ts.size(); ++i) {
+    auto prompt = encode_prompt(ts[i]);
     for (std::int64_t g = 0; g < per_task; ++g) {
       gen_request r;
       r.prompt = prompt;
@@ -170,12 +189,21 @@ std::vector<rollout> grpo_run::sample(const std::vector<task>& tasks, std::int64
       r.seed = splitmix64(static_cast<std::uint64_t>(cfg_.run.seed) ^ splitmix64(salt + i * 1000003ULL + static_cast<std::uint64_t>(g)));
       reqs.push_back(r);
       rollout ro;
-      ro.t = &tasks[i];
+      ro.t = &ts[i];
       ro.prompt = prompt;
-      rs.push_back(std::move(ro));
+      out.rollouts.push_back(std::move(ro));
     }
   }
-  auto gens = ask<std::vector<gen_result>>(generator_, generate_atom::value, std::move(reqs));
+  out.handle.emplace(self_->request(generator_, long_wait, generate_atom::value, std::move(reqs)));
+  return out;
+}
+
+std::vector<rollout> grpo_run::collect(sample_request& req) {
+  std::vector<gen_result> gens;
+  caf::error err;
+  req.handle->receive([&](std::vector<gen_result>& g) { gens = std::move(g); }, [&](caf::error& e) { err = std::move(e); });
+  if (err) throw system_error("generator: " + render(err));
+  auto rs = std::move(req.rollouts);
   for (std::size_t i = 0; i < rs.size(); ++i) rs[i].gen = std::move(gens[i]);
   return rs;
 }
@@ -268,10 +296,13 @@ void grpo_run::sft_stage() {
 void grpo_run::evaluate(std::int64_t step) {
   std::vector<task> tasks;
   for (std::int64_t i = 0; i < cfg_.grpo.eval_prompts; ++i) tasks.push_back(tasks_->at(split::eval, i));
-  auto greedy = sample(tasks, 1, 0.0, 0xe7a1);
-  judge(greedy);
+  // Both requests first: the greedy answers are judged while the samples generate.
   const auto k = cfg_.grpo.pass_k;
-  auto sampled = sample(tasks, k, cfg_.grpo.temperature, 0xe7a2 + static_cast<std::uint64_t>(step));
+  auto greedy_req = request_samples(tasks, 1, 0.0, 0xe7a1);
+  auto sampled_req = request_samples(tasks, k, cfg_.grpo.temperature, 0xe7a2 + static_cast<std::uint64_t>(step));
+  auto greedy = collect(greedy_req);
+  judge(greedy);
+  auto sampled = collect(sampled_req);
   judge(sampled);
   double pass1 = 0, passk = 0;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
@@ -287,15 +318,39 @@ void grpo_run::evaluate(std::int64_t step) {
   last_eval_ = step;
 }
 
+// Evaluations and checkpoints happen before the step of their number; generation for
+// such a step is never requested ahead, so that it samples the weights the evaluation
+// and the checkpoint saw (and a resumed run samples exactly as the first did).
+bool grpo_run::sync_point(std::int64_t step) const {
+  const auto& g = cfg_.grpo;
+  return (g.eval_every > 0 && step % g.eval_every == 0) || (g.checkpoint_every > 0 && step % g.checkpoint_every == 0);
+}
+
+grpo_run::sample_request grpo_run::request_step(std::int64_t step) {
+  const auto& g = cfg_.grpo;
+  std::vector<task> tasks;
+  for (std::int64_t i = 0; i < g.prompts_per_step; ++i)
+    tasks.push_back(tasks_->at(split::train, cursor_ + step * g.prompts_per_step + i));
+  return request_samples(std::move(tasks), g.group_size, g.temperature, 0x5a17 + static_cast<std::uint64_t>(step) * 7919);
+}
+
 std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   const auto& g = cfg_.grpo;
   const auto t0 = clock_type::now();
-  std::vector<task> tasks;
-  for (std::int64_t i = 0; i < g.prompts_per_step; ++i) tasks.push_back(tasks_->at(split::train, cursor_++));
+  // Async GRPO: generation for up to max_staleness later steps is requested now, so the
+  // generator samples them (with the weights it has) while this step is judged and
+  // trained. The weights published after this step queue behind those requests, so a
+  // rollout is at most max_staleness versions old.
+  if (inflight_.empty() || inflight_.front().step != step) inflight_.push_front({step, request_step(step)});
+  for (std::int64_t next = inflight_.back().step + 1;
+       next <= step + g.max_staleness && next < g.steps && !sync_point(next); ++next)
+    inflight_.push_back({next, request_step(next)});
+  auto req = std::move(inflight_.front().req);
+  inflight_.pop_front();
 
   auto t = clock_type::now();
-  auto rs = sample(tasks, g.group_size, g.temperature, 0x5a17 + static_cast<std::uint64_t>(step) * 7919);
-  const double generate_s = seconds_since(t);
+  auto rs = collect(req);
+  const double generate_s = seconds_since(t);  // the part of generation this step waited for
   t = clock_type::now();
   judge(rs);
   const double env_s = seconds_since(t);
@@ -331,10 +386,23 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
 
   const double n = static_cast<double>(rs.size());
   const double step_s = seconds_since(t0);
+  // Staleness: how many updates the trainer had made past the weights a rollout was
+  // sampled with (0 in synchronous GRPO; at most max_staleness).
+  std::map<std::int64_t, double> staleness;
+  double staleness_sum = 0, staleness_max = 0;
+  for (const auto& r : rs) {
+    const auto k = step - r.gen.weight_version;
+    staleness[k] += 1.0 / n;
+    staleness_sum += static_cast<double>(k);
+    staleness_max = std::max(staleness_max, static_cast<double>(k));
+  }
+  for (std::int64_t k = 0; k <= g.max_staleness; ++k) m["train/staleness/" + std::to_string(k)] = staleness[k];
+  m["train/staleness_mean"] = staleness_sum / n;
+  m["train/staleness_max"] = staleness_max;
   m["train/reward_mean"] = rewards.mean().item<double>();
   m["train/accuracy"] = correct / n;
   m["train/failed_episodes"] = failed;
-  m["train/new_tokens_per_s"] = new_tokens / generate_s;
+  m["train/new_tokens_per_s"] = new_tokens / step_s;  // of step wall time, comparable sync vs async
   m["time/step_s"] = step_s;
   m["time/generate_s"] = generate_s;
   m["time/env_s"] = env_s;
@@ -398,7 +466,7 @@ experiment_outcome grpo_run::run() {
       evaluate(0);
       checkpoint(0);  // the post-SFT policy: where a resume finds the KL reference
     }
-    cursor_ = cfg_.sft.steps * cfg_.sft.batch_size + step * g.prompts_per_step;
+    cursor_ = cfg_.sft.steps * cfg_.sft.batch_size;  // GRPO step s draws the prompts_per_step train tasks after s * prompts_per_step
     progress bar("grpo", std::max<std::int64_t>(1, g.steps), parse_progress_style(cfg_.system.progress), ctx_.out, step);
     for (; step < g.steps && !stop_requested(); ++step) {
       auto m = grpo_step(step);
@@ -435,8 +503,12 @@ void validate_grpo(const experiment_config& cfg) {
     throw input_error("env.name: the grpo experiment draws tasks from the arithmetic generator for now; "
                       "set env.name: arithmetic");
   arithmetic_options::parse(cfg.env.options);
-  if (cfg.grpo.max_staleness != 0)
-    throw input_error("grpo.max_staleness: async GRPO is not implemented yet; set it to 0 (synchronous)");
+  // Stale rollouts come from another policy than the trainer's: without the importance
+  // weight exp(lp_old - lp_gen) the update would be biased (NeMo RL requires it too).
+  if (cfg.grpo.max_staleness > 0 && !cfg.grpo.loss.use_importance_sampling_correction)
+    throw input_error("grpo.max_staleness: async GRPO trains on rollouts of older weights and needs the importance "
+                      "correction; set grpo.loss.use_importance_sampling_correction: true (and optionally "
+                      "grpo.loss.truncated_importance_sampling_type: tis)");
   // Their messages start with "loss: " and "advantages: "; here they live under grpo.
   auto under_grpo = [](auto&& check) {
     try {

@@ -223,20 +223,19 @@ std::map<std::string, std::vector<std::pair<std::int64_t, double>>> numbers(cons
   return out;
 }
 
-TEST(cli, grpo_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_run) {
-  testing::temp_dir dir;
+// Runs the flagship twice: whole (runs/whole) and killed with SIGKILL once GRPO step 5 is
+// done (past the checkpoint of step 3, before that of 6), then resumed (runs/killed).
+void kill_and_resume(const testing::temp_dir& dir, const std::string& extra) {
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
   // A KL term, so the resumed trainer must also restore its reference (the post-SFT policy).
   const std::string cfg = "'" + example +
                           "' sft.steps=4 grpo.steps=9 grpo.prompts_per_step=4 grpo.group_size=4 grpo.eval_every=3 "
                           "grpo.eval_prompts=8 grpo.checkpoint_every=3 grpo.loss.reference_policy_kl_penalty=0.01 "
-                          "system.progress=log";
+                          "system.progress=log " + extra;
   ASSERT_EQ(troupe(dir, "run " + cfg + " run.name=whole").code, 0);
-
-  // SIGKILL once GRPO step 5 is done: past the checkpoint of step 3, before that of 6.
   const std::string cmd = "cd '" + dir.path().string() + "' && ('" TROUPE_BINARY "' run " + cfg +
                           " run.name=killed >killed.txt 2>&1 & pid=$!; "
-                          "until grep -q 'grpo 5/9' killed.txt || ! kill -0 $pid 2>/dev/null; do sleep 0.01; done; "
+                          "until grep -qs 'grpo 5/9' killed.txt || ! kill -0 $pid 2>/dev/null; do sleep 0.01; done; "
                           "kill -KILL $pid; wait $pid; echo $? > code.txt)";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   ASSERT_EQ(slurp(dir / "code.txt"), "137\n") << slurp(dir / "killed.txt");
@@ -245,14 +244,16 @@ TEST(cli, grpo_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_ru
     EXPECT_EQ(killed.info().status, "running") << "a killed run cannot record its end";
     EXPECT_GE(killed.metrics("train/loss").size(), 5u);
   }
-
   auto r = troupe(dir, "run --resume runs/killed");
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("from checkpoint checkpoints/step_00000"), std::string::npos) << r.out;
+}
+
+// The same history, row for row: nothing missing, nothing twice, the same numbers.
+void expect_same_history(const testing::temp_dir& dir) {
   auto whole = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
   auto resumed = run_store::open(dir / "runs/killed/store.sqlite", store_mode::read_only);
   EXPECT_EQ(resumed.info().status, "finished");
-  // The same history, row for row: nothing missing, nothing twice, the same numbers.
   const auto want = numbers(whole), got = numbers(resumed);
   ASSERT_EQ(got.size(), want.size());
   for (const auto& [name, rows] : want) EXPECT_EQ(got.at(name), rows) << name;
@@ -268,11 +269,35 @@ TEST(cli, grpo_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_ru
   bool event = false;
   for (const auto& e : resumed.events()) event |= e.kind == "resume";
   EXPECT_TRUE(event);
+}
+
+TEST(cli, grpo_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_run) {
+  testing::temp_dir dir;
+  kill_and_resume(dir, "");
+  if (HasFatalFailure()) return;
+  expect_same_history(dir);
 
   // A finished run, a run directory that is not one, and a config with --resume are refused.
   EXPECT_EQ(troupe(dir, "run --resume runs/killed").code, 2);
   EXPECT_EQ(troupe(dir, "run --resume runs/nothing").code, 2);
   EXPECT_EQ(troupe(dir, "run --resume runs/killed grpo.steps=20").code, 2);
+}
+
+// Async GRPO: rollouts one version old, except at evaluation and checkpoint steps, where
+// the pipeline drains; that is also why a resumed async run equals an uninterrupted one.
+TEST(cli, async_grpo_trains_on_rollouts_at_most_max_staleness_old_and_resumes_exactly) {
+  testing::temp_dir dir;
+  kill_and_resume(dir, "grpo.max_staleness=1 grpo.loss.use_importance_sampling_correction=true "
+                       "grpo.loss.truncated_importance_sampling_type=tis");
+  if (HasFatalFailure()) return;
+  expect_same_history(dir);
+  auto s = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
+  std::vector<double> staleness;
+  for (const auto& m : s.metrics("train/staleness_max")) staleness.push_back(m.value);
+  // Steps 0, 3 and 6 are evaluation/checkpoint steps.
+  EXPECT_EQ(staleness, (std::vector<double>{0, 1, 1, 0, 1, 1, 0, 1, 1}));
+  EXPECT_EQ(s.metrics("train/staleness/1").size(), 9u);
+  EXPECT_EQ(s.metrics("train/staleness/1")[1].value, 1.0);
 }
 
 TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
@@ -289,6 +314,7 @@ TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
   EXPECT_NE(r.err.find("reward.weights[0]: expected name:weight"), std::string::npos) << r.err;
   r = troupe(dir, "run '" + example + "' grpo.max_staleness=2");
   EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("use_importance_sampling_correction"), std::string::npos) << r.err;
   EXPECT_TRUE(runs_in(dir).empty()) << "nothing is created for a config that is refused";
 }
 
