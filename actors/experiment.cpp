@@ -7,11 +7,12 @@ namespace troupe {
 const std::vector<experiment_entry>& experiments() {
   static const std::vector<experiment_entry> all = {
     {"smoke", "a round trip through the actor system: supervised workers, the store, progress",
-     run_smoke, {}},
+     run_smoke, {}, /*resumable=*/false, {}},
     {"grpo", "GRPO with a warm-start SFT stage: generator, env host, rails, reward and trainer actors",
      [](experiment_context& ctx) { return torch_plugin().run_grpo(ctx); },
      [](const experiment_config& cfg) { torch_plugin().validate_grpo(cfg); },
-     /*resumable=*/true},
+     /*resumable=*/true,
+     [](experiment_context& ctx, const std::string& checkpoint) { return torch_plugin().eval_grpo(ctx, checkpoint); }},
   };
   return all;
 }

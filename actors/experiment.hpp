@@ -44,6 +44,9 @@ struct experiment_entry {
   std::function<void(const experiment_config&)> validate;
   // Whether `troupe run --resume` may continue it from a checkpoint (ctx.resume).
   bool resumable = false;
+  // `troupe eval CONFIG --checkpoint DIR`: held-out evaluation of the weights at DIR,
+  // whose metrics go to ctx's (new) run. Empty when the experiment has none.
+  std::function<experiment_outcome(experiment_context&, const std::string& checkpoint)> evaluate;
 };
 
 // Every experiment troupe knows, in the order `--help` lists them.

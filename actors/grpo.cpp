@@ -56,6 +56,7 @@ class grpo_run {
   explicit grpo_run(experiment_context& ctx) : ctx_(ctx), cfg_(ctx.config), self_(ctx.sys) {}
 
   experiment_outcome run();
+  experiment_outcome evaluate_weights(const std::string& dir, std::int64_t step);
 
  private:
   void setup();
@@ -102,6 +103,7 @@ class grpo_run {
   std::unique_ptr<arithmetic_tasks> tasks_;
   caf::actor env_, rails_, reward_, generator_, trainer_;
   std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
+  std::string initial_weights_;  // a model directory the policy starts from (troupe eval)
   std::int64_t last_eval_ = -1, last_checkpoint_ = -1;  // GRPO steps done last
   struct inflight_step {
     std::int64_t step;
@@ -123,6 +125,7 @@ void grpo_run::setup() {
   causal_lm policy(mcfg);
   policy->init_weights(static_cast<std::uint64_t>(p.init_seed));
   policy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
+  if (!initial_weights_.empty()) load_weights(policy, initial_weights_);
   causal_lm gen_copy(mcfg);  // the generator's own copy, synced from the trainer
   gen_copy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
 
@@ -493,6 +496,19 @@ experiment_outcome grpo_run::run() {
   return out;
 }
 
+experiment_outcome grpo_run::evaluate_weights(const std::string& dir, std::int64_t step) {
+  initial_weights_ = dir;
+  try {
+    setup();
+    evaluate(step);
+  } catch (...) {
+    shutdown();
+    throw;
+  }
+  shutdown();
+  return {"finished", "evaluated " + dir};
+}
+
 }  // namespace
 
 void validate_grpo(const experiment_config& cfg) {
@@ -529,6 +545,21 @@ void validate_grpo(const experiment_config& cfg) {
 experiment_outcome run_grpo(experiment_context& ctx) {
   grpo_run run(ctx);
   return run.run();
+}
+
+experiment_outcome eval_grpo(experiment_context& ctx, const std::string& checkpoint) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(std::filesystem::path(checkpoint) / "config.json", ec))
+    throw input_error("--checkpoint '" + checkpoint + "': not a model directory (no config.json)");
+  // step_000200 -> 200: the metrics line up with the run the checkpoint came from.
+  std::int64_t step = 0;
+  const auto name = std::filesystem::path(checkpoint).lexically_normal().filename().string().empty()
+                      ? std::filesystem::path(checkpoint).lexically_normal().parent_path().filename().string()
+                      : std::filesystem::path(checkpoint).lexically_normal().filename().string();
+  if (name.rfind("step_", 0) == 0 && name.size() > 5 && name.find_first_not_of("0123456789", 5) == std::string::npos)
+    step = std::stoll(name.substr(5));
+  grpo_run run(ctx);
+  return run.evaluate_weights(checkpoint, step);
 }
 
 }  // namespace troupe

@@ -13,6 +13,8 @@
 // Lives in the torch plugin; main() reaches it through torch_plugin().run_grpo.
 #pragma once
 
+#include <string>
+
 namespace troupe {
 
 struct experiment_config;
@@ -24,5 +26,11 @@ struct experiment_outcome;
 void validate_grpo(const experiment_config& cfg);
 
 experiment_outcome run_grpo(experiment_context& ctx);
+
+// `troupe eval`: the held-out evaluation of the GRPO experiment (eval/pass@1, eval/pass@k
+// on grpo.eval_prompts tasks of the eval split) for the policy weights at `checkpoint`
+// (a checkpoint directory or any Hugging Face model directory of the config's shape),
+// recorded in ctx's run at the checkpoint's step (from a step_NNNNNN name; else 0).
+experiment_outcome eval_grpo(experiment_context& ctx, const std::string& checkpoint);
 
 }  // namespace troupe

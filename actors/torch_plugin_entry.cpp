@@ -12,6 +12,7 @@ extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api
     a.cmd_generate = &troupe::cli::cmd_generate;
     a.run_grpo = &troupe::run_grpo;
     a.validate_grpo = &troupe::validate_grpo;
+    a.eval_grpo = &troupe::eval_grpo;
     return a;
   }();
   return &api;

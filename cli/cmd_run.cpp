@@ -66,16 +66,23 @@ run_request parse_args(const args& a) {
   return r;
 }
 
-// Loads, overrides, binds and validates; throws input_error naming file:line and key.
-experiment_config resolve(const run_request& r) {
-  config_node tree = load_config_tree(r.config_path);
-  for (const auto& o : r.overrides) apply_override(tree, o);
+int exit_code_for(const std::string& status) {
+  if (status == "finished") return 0;
+  if (status == "stopped") return 130;
+  return 1;
+}
+
+}  // namespace
+
+experiment_config resolve_config(const std::string& config_path, const std::vector<std::string>& overrides) {
+  config_node tree = load_config_tree(config_path);
+  for (const auto& o : overrides) apply_override(tree, o);
   auto cfg = read_config<experiment_config>(tree);
   std::vector<std::string> names;
   for (const auto& e : experiments()) names.push_back(e.name);
   const config_node* where = tree.find("experiment");
   if (cfg.experiment.empty())
-    throw input_error((where ? where->where.to_string() : r.config_path) +
+    throw input_error((where ? where->where.to_string() : config_path) +
                       ": experiment: required key is missing or empty" + suggest("", names));
   const experiment_entry* entry = find_experiment(cfg.experiment);
   if (entry == nullptr)
@@ -85,13 +92,35 @@ experiment_config resolve(const run_request& r) {
   return cfg;
 }
 
-int exit_code_for(const std::string& status) {
-  if (status == "finished") return 0;
-  if (status == "stopped") return 130;
-  return 1;
-}
+int drive_experiment(new_run run, const experiment_config& cfg, std::optional<checkpoint_row> resume,
+                     const std::function<experiment_outcome(experiment_context&)>& body, std::ostream& out) {
+  install_stop_handlers();
+  caf::actor_system_config sys_cfg;
+  configure_actor_system(sys_cfg, cfg.system);
+  caf::actor_system sys{sys_cfg};
+  caf::actor store = spawn_store_actor(sys, std::move(run.store));
 
-}  // namespace
+  experiment_context ctx{sys, cfg, run.path, store, out, std::move(resume)};
+  experiment_outcome outcome;
+  try {
+    outcome = body(ctx);
+  } catch (const std::exception& e) {
+    outcome = {"failed", e.what()};
+  }
+
+  caf::scoped_actor self{sys};
+  if (outcome.status == "failed")
+    self->request(store, caf::infinite, event_atom::value, event_row{wall_clock_now(), "error", "run", outcome.message})
+      .receive([](bool) {}, [](caf::error&) {});
+  self->request(store, caf::infinite, status_atom::value, outcome.status)
+    .receive([](bool) {},
+             [&](caf::error& err) { std::cerr << "troupe: could not record the run's end: " << render(err) << '\n'; });
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+
+  out << outcome.message << (outcome.message.empty() ? "" : "\n") << "run " << outcome.status << ": " << run.path
+      << '\n';
+  return exit_code_for(outcome.status);
+}
 
 int cmd_run(const args& a) {
   if (wants_help(a)) {
@@ -99,7 +128,7 @@ int cmd_run(const args& a) {
     return 0;
   }
   const run_request req = parse_args(a);
-  const experiment_config cfg = resolve(req);
+  const experiment_config cfg = resolve_config(req.config_path, req.overrides);
   const std::string yaml = write_config(cfg);
   if (req.print_config) {
     std::cout << yaml;
@@ -121,33 +150,7 @@ int cmd_run(const args& a) {
     run.store.log_event({wall_clock_now(), "resume", "run", "resumed from " + from});
     std::cout << "resuming " << run.path << " from " << from << '\n';
   }
-  install_stop_handlers();
-
-  caf::actor_system_config sys_cfg;
-  configure_actor_system(sys_cfg, cfg.system);
-  caf::actor_system sys{sys_cfg};
-  caf::actor store = spawn_store_actor(sys, std::move(run.store));
-
-  experiment_context ctx{sys, cfg, run.path, store, std::cout, resume};
-  experiment_outcome outcome;
-  try {
-    outcome = entry->run(ctx);
-  } catch (const std::exception& e) {
-    outcome = {"failed", e.what()};
-  }
-
-  caf::scoped_actor self{sys};
-  if (outcome.status == "failed")
-    self->request(store, caf::infinite, event_atom::value, event_row{wall_clock_now(), "error", "run", outcome.message})
-      .receive([](bool) {}, [](caf::error&) {});
-  self->request(store, caf::infinite, status_atom::value, outcome.status)
-    .receive([](bool) {},
-             [&](caf::error& err) { std::cerr << "troupe: could not record the run's end: " << render(err) << '\n'; });
-  self->send_exit(store, caf::exit_reason::user_shutdown);
-
-  std::cout << outcome.message << (outcome.message.empty() ? "" : "\n") << "run " << outcome.status << ": "
-            << run.path << '\n';
-  return exit_code_for(outcome.status);
+  return drive_experiment(std::move(run), cfg, std::move(resume), entry->run, std::cout);
 }
 
 }  // namespace troupe::cli

@@ -3,14 +3,31 @@
 // unknown names), 130 stopped by Ctrl-C.
 #pragma once
 
+#include <functional>
+#include <ostream>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "actors/experiment.hpp"
+#include "core/run_dir.hpp"
 
 namespace troupe::cli {
 
 using args = std::vector<std::string>;
 
 int cmd_run(const args& a);
+int cmd_eval(const args& a);
+
+// Shared by run and eval (cli/cmd_run.cpp). Loads CONFIG, applies key=value overrides,
+// binds and validates (the experiment's own checks too); throws input_error naming
+// file:line and key.
+experiment_config resolve_config(const std::string& config_path, const std::vector<std::string>& overrides);
+// Starts the actor system and the store actor for `run`, calls `body`, records how it
+// ended (status, and an error event if it failed), prints it to `out` (which is also
+// the experiment's ctx.out); returns the exit code (0 finished, 130 stopped, 1 failed).
+int drive_experiment(new_run run, const experiment_config& cfg, std::optional<checkpoint_row> resume,
+                     const std::function<experiment_outcome(experiment_context&)>& body, std::ostream& out);
 int cmd_runs(const args& a);
 int cmd_version(const args& a);
 // Lives in the torch plugin (cli/cmd_generate.cpp); main() reaches it through

@@ -13,6 +13,8 @@ constexpr const char* usage = R"(usage: troupe COMMAND [ARGS...]
 
 Commands:
   run CONFIG [key=value ...]   run the experiment a config names, in a new run directory
+                               (run --resume RUN_DIR continues one)
+  eval CONFIG --checkpoint DIR held-out evaluation (pass@1, pass@k) of a checkpoint
   runs list|show|export        inspect the run directories and their stores
   generate --model DIR --prompt TEXT   sample a completion from a Hugging Face model
   version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
@@ -28,6 +30,7 @@ int main(int argc, char** argv) {
   try {
     if (cmd == "run") return troupe::cli::cmd_run(rest);
     if (cmd == "runs") return troupe::cli::cmd_runs(rest);
+    if (cmd == "eval") return troupe::cli::cmd_eval(rest);
     if (cmd == "version" || cmd == "--version") return troupe::cli::cmd_version(rest);
     if (cmd == "generate") return troupe::torch_plugin().cmd_generate(rest);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {

@@ -281,6 +281,22 @@ TEST(cli, grpo_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_ru
   EXPECT_EQ(troupe(dir, "run --resume runs/killed").code, 2);
   EXPECT_EQ(troupe(dir, "run --resume runs/nothing").code, 2);
   EXPECT_EQ(troupe(dir, "run --resume runs/killed grpo.steps=20").code, 2);
+
+  // troupe eval of the final checkpoint repeats the run's own final evaluation.
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  auto e = troupe(dir, "eval '" + example + "' --checkpoint runs/whole/checkpoints/step_000009 grpo.eval_prompts=8 --json");
+  ASSERT_EQ(e.code, 0) << e.err;
+  auto j = nlohmann::json::parse(e.out);
+  auto whole = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(j["step"], 9);
+  EXPECT_EQ(j["pass@1"].get<double>(), whole.metrics("eval/pass@1").back().value);
+  EXPECT_EQ(j["pass@k"].get<double>(), whole.metrics("eval/pass@k").back().value);
+  auto evaluated = run_store::open(j["run"].get<std::string>() + "/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(evaluated.info().experiment, "eval");
+  EXPECT_EQ(evaluated.metrics("eval/pass@1").size(), 1u);
+  auto bad = troupe(dir, "eval '" + example + "' --checkpoint runs/nothing");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("not a model directory"), std::string::npos) << bad.err;
 }
 
 // Async GRPO: rollouts one version old, except at evaluation and checkpoint steps, where
