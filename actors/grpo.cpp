@@ -23,7 +23,9 @@
 #include "core/stop.hpp"
 #include "environments/arithmetic.hpp"
 #include "policies/advantages.hpp"
+#include "policies/chat_template.hpp"
 #include "policies/checkpoint.hpp"
+#include "policies/tokenizer.hpp"
 
 namespace troupe {
 
@@ -104,6 +106,8 @@ class grpo_run {
   caf::actor env_, rails_, reward_, generator_, trainer_;
   std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
   std::string initial_weights_;  // a model directory the policy starts from (troupe eval)
+  chat_format chat_ = chat_format::plain;  // how prompts are formatted
+  std::int64_t pad_id_ = 0;
   std::int64_t last_eval_ = -1, last_checkpoint_ = -1;  // GRPO steps done last
   struct inflight_step {
     std::int64_t step;
@@ -114,20 +118,37 @@ class grpo_run {
 
 void grpo_run::setup() {
   const auto& p = cfg_.policy;
-  auto tok = make_char_tokenizer(cfg_.tokenizer.alphabet, {"<pad>", "<bos>", "<eos>"});
-  tok->set_special_ids(tok->token_to_id("<bos>"), tok->token_to_id("<eos>"), tok->token_to_id("<pad>"));
-  tok_ = std::move(tok);
   tasks_ = std::make_unique<arithmetic_tasks>(arithmetic_options::parse(cfg_.env.options),
                                               static_cast<std::uint64_t>(cfg_.run.seed));
-
-  auto mcfg = small_model_config(p, static_cast<std::int64_t>(tok_->vocab_size()));
-  mcfg.eos_token_ids = {*tok_->eos_id()};
-  causal_lm policy(mcfg);
-  policy->init_weights(static_cast<std::uint64_t>(p.init_seed));
-  policy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
+  causal_lm policy{nullptr}, gen_copy{nullptr};
+  if (p.path.empty()) {
+    // A small model from the config, over the char tokenizer of the task's alphabet.
+    auto tok = make_char_tokenizer(cfg_.tokenizer.alphabet, {"<pad>", "<bos>", "<eos>"});
+    tok->set_special_ids(tok->token_to_id("<bos>"), tok->token_to_id("<eos>"), tok->token_to_id("<pad>"));
+    tok_ = std::move(tok);
+    auto mcfg = small_model_config(p, static_cast<std::int64_t>(tok_->vocab_size()));
+    mcfg.eos_token_ids = {*tok_->eos_id()};
+    policy = causal_lm(mcfg);
+    policy->init_weights(static_cast<std::uint64_t>(p.init_seed));
+    policy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
+    gen_copy = causal_lm(mcfg);  // the generator's own copy, synced from the trainer
+    gen_copy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
+    chat_ = chat_format::plain;
+  } else {
+    // A Hugging Face model directory: its weights, tokenizer.json and chat format.
+    tok_ = std::shared_ptr<const tokenizer>(load_tokenizer_dir(p.path));
+    load_options lo;
+    lo.dtype = parse_torch_dtype(p.dtype);
+    lo.device = parse_torch_device(p.device);
+    policy = load_pretrained(p.path, lo);
+    gen_copy = load_pretrained(p.path, lo);
+    chat_ = p.chat_format != "auto" ? chat_format_from_name(p.chat_format)
+                                    : find_chat_format(p.path).value_or(chat_format::plain);
+  }
   if (!initial_weights_.empty()) load_weights(policy, initial_weights_);
-  causal_lm gen_copy(mcfg);  // the generator's own copy, synced from the trainer
-  gen_copy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
+  // Padding only fills rows up to the batch's length and is masked out: any id does
+  // when the tokenizer has no pad token.
+  pad_id_ = tok_->pad_id() ? *tok_->pad_id() : tok_->eos_id() ? *tok_->eos_id() : 0;
 
   env_host_options eo;
   eo.env = cfg_.env.name;
@@ -155,7 +176,7 @@ void grpo_run::setup() {
   to.trainer = cfg_.trainer;
   to.loss = cfg_.grpo.loss;
   to.temperature = cfg_.grpo.temperature;
-  to.pad_id = *tok_->pad_id();
+  to.pad_id = pad_id_;
   to.sft = cfg_.trainer;
   to.sft.lr = cfg_.sft.lr;
   to.sft.microbatch_size = cfg_.sft.microbatch_size;
@@ -166,10 +187,16 @@ void grpo_run::setup() {
   publish_weights();
 }
 
+// The task's prompt as one user turn in the policy's chat format; plain text (the
+// small char models) gets BOS in front instead, as in pretraining.
 std::vector<std::int32_t> grpo_run::encode_prompt(const task& t) const {
   std::vector<std::int32_t> ids;
-  if (tok_->bos_id()) ids.push_back(*tok_->bos_id());
-  for (auto id : tok_->encode(t.prompt)) ids.push_back(id);
+  if (chat_ == chat_format::plain) {
+    if (tok_->bos_id()) ids.push_back(*tok_->bos_id());
+    for (auto id : tok_->encode(t.prompt)) ids.push_back(id);
+    return ids;
+  }
+  for (auto id : tok_->encode(format_chat(chat_, {{"user", t.prompt}}, /*add_generation_prompt=*/true))) ids.push_back(id);
   return ids;
 }
 
@@ -512,9 +539,14 @@ experiment_outcome grpo_run::evaluate_weights(const std::string& dir, std::int64
 }  // namespace
 
 void validate_grpo(const experiment_config& cfg) {
-  if (!cfg.policy.path.empty())
-    throw input_error("policy.path: the grpo experiment trains small models built from troupe config for now; "
-                      "leave policy.path empty");
+  if (!cfg.policy.path.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(std::filesystem::path(cfg.policy.path) / "config.json", ec))
+      throw input_error("policy.path: '" + cfg.policy.path + "' is not a Hugging Face model directory (no config.json)");
+    if (!std::filesystem::is_regular_file(std::filesystem::path(cfg.policy.path) / "tokenizer.json", ec))
+      throw input_error("policy.path: '" + cfg.policy.path + "' has no tokenizer.json");
+  }
+  if (cfg.policy.chat_format != "auto") chat_format_from_name(cfg.policy.chat_format);
   if (cfg.env.name != "arithmetic")
     throw input_error("env.name: the grpo experiment draws tasks from the arithmetic generator for now; "
                       "set env.name: arithmetic");

@@ -1,5 +1,7 @@
 #include "policies/chat_template.hpp"
 
+#include <filesystem>
+
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
@@ -75,7 +77,14 @@ chat_format detect_chat_format(const std::string& chat_template, const std::stri
 }
 
 chat_format chat_format_from_tokenizer_dir(const std::string& dir) {
+  if (auto f = find_chat_format(dir)) return *f;
+  throw input_error(dir + "/tokenizer_config.json: chat_template: missing; " + supported);
+}
+
+std::optional<chat_format> find_chat_format(const std::string& dir) {
   const std::string path = dir + "/tokenizer_config.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
   nlohmann::json config;
   try {
     config = nlohmann::json::parse(read_tokenizer_file(path));
@@ -84,7 +93,7 @@ chat_format chat_format_from_tokenizer_dir(const std::string& dir) {
   }
   if (!config.is_object()) throw input_error(path + ": expected a JSON object");
   const auto it = config.find("chat_template");
-  if (it == config.end() || it->is_null()) throw input_error(path + ": chat_template: missing; " + supported);
+  if (it == config.end() || it->is_null()) return std::nullopt;
   if (it->is_string()) return detect_chat_format(it->get<std::string>(), path + ": chat_template");
   if (it->is_array()) {
     for (std::size_t i = 0; i < it->size(); ++i) {

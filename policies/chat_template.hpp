@@ -16,6 +16,7 @@
 // Both real templates are checked against jinja2's rendering in tests/fixtures/tokenizers.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ chat_format detect_chat_format(const std::string& chat_template, const std::stri
 // The format named by `dir`/tokenizer_config.json's chat_template (a string, or a list
 // of {"name", "template"} whose "default" entry is used).
 chat_format chat_format_from_tokenizer_dir(const std::string& dir);
+// The same, or nullopt when `dir` has no tokenizer_config.json or it has no chat
+// template (a base model). Input errors as above for a template troupe does not know.
+std::optional<chat_format> find_chat_format(const std::string& dir);
 
 // The prompt text for `messages`, ending with the assistant's header when
 // `add_generation_prompt`. A role outside system/user/assistant/tool is an input_error

@@ -81,6 +81,9 @@ struct policy_section {
   double rope_theta = 10000.0;
   bool tie_word_embeddings = true;
   std::int64_t init_seed = 0;       // weights of the small model
+  // How task prompts become the policy's input: auto (a Hugging Face policy's
+  // tokenizer_config.json chat template; plain for the small model), chatml, llama3, plain.
+  std::string chat_format = "auto";
 
   template <class V>
   void describe(V& v) {
@@ -99,6 +102,8 @@ struct policy_section {
     v.field("rope_theta", rope_theta, "small model: RoPE base", greater_than(0.0));
     v.field("tie_word_embeddings", tie_word_embeddings, "small model: share embedding and lm_head");
     v.field("init_seed", init_seed, "small model: seed of the initial weights", at_least<std::int64_t>(0));
+    v.field("chat_format", chat_format, "prompt format: auto (from policy.path's chat template) | chatml | llama3 | plain",
+            one_of{"auto", "chatml", "llama3", "plain"});
   }
 };
 

@@ -316,6 +316,25 @@ TEST(cli, async_grpo_trains_on_rollouts_at_most_max_staleness_old_and_resumes_ex
   EXPECT_EQ(s.metrics("train/staleness/1")[1].value, 1.0);
 }
 
+TEST(cli, grpo_trains_a_hugging_face_policy_named_by_policy_path) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  const std::string model = std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/hf/llama";
+  auto r = troupe(dir, "run '" + example + "' policy.path='" + model +
+                         "' policy.chat_format=llama3 run.name=hf sft.steps=2 sft.batch_size=4 grpo.steps=2 "
+                         "grpo.prompts_per_step=2 grpo.group_size=2 grpo.eval_prompts=4 system.progress=off");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto store = run_store::open(dir / "runs/hf/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.metrics("train/loss").size(), 2u);
+  const auto saved = nlohmann::json::parse(slurp(dir / "runs/hf/checkpoints/step_000002/config.json"));
+  const auto original = nlohmann::json::parse(slurp(model + "/config.json"));
+  EXPECT_EQ(saved["hidden_size"], original["hidden_size"]);
+  EXPECT_EQ(saved["vocab_size"], original["vocab_size"]);
+  auto bad = troupe(dir, "run '" + example + "' policy.path=nowhere");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("policy.path: 'nowhere' is not a Hugging Face model directory"), std::string::npos) << bad.err;
+}
+
 TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
   testing::temp_dir dir;
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
