@@ -116,6 +116,12 @@ int drive_experiment(new_run run, const experiment_config& cfg, std::optional<ch
     .receive([](bool) {},
              [&](caf::error& err) { std::cerr << "troupe: could not record the run's end: " << render(err) << '\n'; });
   self->send_exit(store, caf::exit_reason::user_shutdown);
+  self->wait_for(store);
+  // The curves, for runs that have the usual metrics (a smoke run has none).
+  try {
+    out << plot_run_dir(run.path, {}, "") << '\n';
+  } catch (const std::exception&) {
+  }
 
   out << outcome.message << (outcome.message.empty() ? "" : "\n") << "run " << outcome.status << ": " << run.path
       << '\n';

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -9,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "core/config_binding.hpp"
 #include "core/error.hpp"
+#include "core/plot.hpp"
 #include "core/run_dir.hpp"
 #include "core/store.hpp"
 #include "core/table.hpp"
@@ -20,10 +22,14 @@ namespace {
 constexpr const char* runs_usage = R"(usage: troupe runs list [--dir DIR]
        troupe runs show RUN [--dir DIR]
        troupe runs export RUN --csv FILE [--dir DIR]
+       troupe runs plot RUN [METRIC[,METRIC...] ...] [--out FILE.svg] [--dir DIR]
 
   list     one line per run directory under DIR (default runs/)
   show     a run's status, metrics (last, min, max), checkpoints and events
   export   every metric row of a run as CSV: step,name,value,wall_time
+  plot     curves of a run's metrics as an SVG chart (default RUN/plots.svg), one panel
+           per argument; METRIC,METRIC shares a panel. Without METRICs: evaluation,
+           reward, accuracy, loss, KL, entropy and the SFT loss, those the run has
 RUN is a run directory's path, or its name under DIR.
 )";
 
@@ -55,6 +61,8 @@ struct runs_args {
   std::string run;
   std::string dir = "runs";
   std::string csv;
+  std::string out;                  // plot --out
+  std::vector<std::string> panels;  // plot: "name" or "name,name"
 };
 
 runs_args parse_args(const args& a) {
@@ -67,9 +75,11 @@ runs_args parse_args(const args& a) {
     };
     if (x == "--dir") r.dir = value("--dir");
     else if (x == "--csv") r.csv = value("--csv");
+    else if (x == "--out") r.out = value("--out");
     else if (x.rfind("--", 0) == 0) throw input_error("runs: unknown option '" + x + "' (see troupe runs --help)");
     else if (r.action.empty()) r.action = x;
     else if (r.run.empty()) r.run = x;
+    else if (r.action == "plot") r.panels.push_back(x);
     else throw input_error("runs: unexpected argument '" + x + "'");
   }
   return r;
@@ -166,6 +176,51 @@ int export_run(const runs_args& r) {
 
 }  // namespace
 
+std::string plot_run_dir(const std::string& dir, const std::vector<std::string>& requested, const std::string& out_file) {
+  auto store = run_store::open(dir + "/" + store_file_name, store_mode::read_only);
+  const auto names = store.metric_names();
+  auto has = [&](const std::string& n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  std::vector<std::string> panels = requested;
+  if (panels.empty()) {
+    for (const char* p : {"eval/pass@1,eval/pass@k", "train/reward_mean", "train/accuracy", "train/loss", "train/kl",
+                          "train/entropy", "sft/loss"})
+      panels.push_back(p);
+  }
+  std::vector<plot_panel> out;
+  for (const auto& spec : panels) {
+    plot_panel panel;
+    std::stringstream parts(spec);
+    for (std::string name; std::getline(parts, name, ',');) {
+      if (!has(name)) {
+        if (!requested.empty()) throw input_error("runs plot: the run has no metric '" + name + "'" + suggest(name, names));
+        continue;  // a default panel the run lacks
+      }
+      plot_series series{name, {}};
+      for (const auto& m : store.metrics(name)) series.points.push_back({static_cast<double>(m.step), m.value});
+      panel.title += (panel.title.empty() ? "" : ", ") + name;
+      panel.x_label = name.rfind("sft/", 0) == 0 ? "SFT step" : "step";
+      panel.series.push_back(std::move(series));
+    }
+    if (!panel.series.empty()) out.push_back(std::move(panel));
+  }
+  if (out.empty()) throw input_error("runs plot: the run '" + dir + "' has none of the default metrics; name some");
+  plot_layout layout;
+  layout.title = store.info().name + " (" + store.info().experiment + ", " + store.info().status + ")";
+  const auto file = out_file.empty() ? dir + "/plots.svg" : out_file;
+  write_file_atomically(file, render_svg(out, layout));
+  return "wrote " + std::to_string(out.size()) + " panel" + (out.size() == 1 ? "" : "s") + " to " + file;
+}
+
+
+namespace {
+
+int plot_run(const runs_args& r) {
+  std::cout << plot_run_dir(resolve_run_dir(r.run, r.dir), r.panels, r.out) << '\n';
+  return 0;
+}
+
+}  // namespace
+
 int cmd_runs(const args& a) {
   if (wants_help(a)) {
     std::cout << runs_usage;
@@ -173,12 +228,13 @@ int cmd_runs(const args& a) {
   }
   const auto r = parse_args(a);
   if (r.action == "list") return list_runs(r);
-  if ((r.action == "show" || r.action == "export") && r.run.empty())
+  if ((r.action == "show" || r.action == "export" || r.action == "plot") && r.run.empty())
     throw input_error("runs " + r.action + ": missing RUN (a run directory or its name)");
   if (r.action == "show") return show_run(r);
   if (r.action == "export") return export_run(r);
+  if (r.action == "plot") return plot_run(r);
   if (r.action.empty()) throw input_error(std::string("runs: missing action\n") + runs_usage);
-  throw input_error("runs: unknown action '" + r.action + "'" + suggest(r.action, {"list", "show", "export"}));
+  throw input_error("runs: unknown action '" + r.action + "'" + suggest(r.action, {"list", "show", "export", "plot"}));
 }
 
 }  // namespace troupe::cli

@@ -19,6 +19,12 @@ using args = std::vector<std::string>;
 int cmd_run(const args& a);
 int cmd_eval(const args& a);
 
+// `troupe runs plot` (cli/cmd_runs.cpp): writes an SVG of the run's metrics to
+// `out_file` (default DIR/plots.svg), one panel per entry of `panels` ("a" or "a,b");
+// empty: the default panels the run has. Returns the line to print. Throws input_error
+// for a metric the run lacks (named ones) or a run with none of the defaults.
+std::string plot_run_dir(const std::string& dir, const std::vector<std::string>& panels, const std::string& out_file);
+
 // Shared by run and eval (cli/cmd_run.cpp). Loads CONFIG, applies key=value overrides,
 // binds and validates (the experiment's own checks too); throws input_error naming
 // file:line and key.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing, builds, and runs the flagship experiment: GRPO on
-# char-level arithmetic (examples/grpo_arithmetic.yaml), then lists the runs.
+# char-level arithmetic (examples/grpo_arithmetic.yaml; its curves land in
+# <run>/plots.svg), then lists the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh

@@ -133,6 +133,17 @@ TEST(cli, smoke_run_writes_a_store_that_runs_list_show_and_export_read) {
 
   EXPECT_EQ(troupe(dir, "runs show nope").code, 2);
   EXPECT_EQ(troupe(dir, "runs export s1").code, 2);
+
+  auto plot = troupe(dir, "runs plot s1 smoke/requests smoke/round_trip_ms_mean,smoke/failed_requests --out p.svg");
+  EXPECT_EQ(plot.code, 0) << plot.err;
+  EXPECT_NE(plot.out.find("wrote 2 panels to p.svg"), std::string::npos) << plot.out;
+  const auto svg = slurp(dir / "p.svg");
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 10, true);
+  EXPECT_NE(svg.find("smoke/round_trip_ms_mean, smoke/failed_requests"), std::string::npos);
+  auto nope = troupe(dir, "runs plot s1 smoke/reqests");
+  EXPECT_EQ(nope.code, 2);
+  EXPECT_NE(nope.err.find("did you mean 'smoke/requests'"), std::string::npos) << nope.err;
+  EXPECT_EQ(troupe(dir, "runs plot s1").code, 2) << "a smoke run has none of the default panels";
 }
 
 TEST(cli, ctrl_c_stops_a_run_at_the_next_step_and_records_it_as_stopped) {
@@ -213,6 +224,8 @@ TEST(cli, grpo_runs_sft_then_grpo_through_the_actors_and_records_what_it_did) {
   EXPECT_EQ(ckpts[1].path, "checkpoints/step_000002");
   for (const char* f : {"config.json", "model.safetensors", "trainer_state.pt"})
     EXPECT_TRUE(fs::exists(dir / ("runs/g/" + ckpts[2].path + "/" + f))) << f;
+  EXPECT_NE(r.out.find("wrote 7 panels to runs/g/plots.svg"), std::string::npos) << r.out;
+  EXPECT_NE(slurp(dir / "runs/g/plots.svg").find("eval/pass@1, eval/pass@k"), std::string::npos);
 }
 
 // Every metric but wall-clock timings, keyed by name, in step order.
