@@ -3,6 +3,8 @@
 #include <cctype>
 #include <numeric>
 
+#include "environments/tags.hpp"
+
 namespace troupe {
 
 namespace {
@@ -158,8 +160,7 @@ std::string rational::to_string() const {
 }
 
 std::optional<rational> parse_rational(std::string_view text) {
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front()))) text.remove_prefix(1);
-  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.remove_suffix(1);
+  text = trim(text);
   bool negative = false;
   if (!text.empty() && (text.front() == '-' || text.front() == '+')) negative = text.front() == '-', text.remove_prefix(1);
   auto integer = [](std::string_view d) -> std::optional<std::int64_t> {

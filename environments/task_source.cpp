@@ -9,6 +9,7 @@
 #include "core/hash.hpp"
 #include "environments/jsonl_tasks.hpp"
 #include "environments/options.hpp"
+#include "environments/registry_internal.hpp"
 
 namespace troupe {
 
@@ -32,6 +33,7 @@ bool in_eval_split(std::uint64_t seed, std::string_view key, double eval_fractio
 
 bool register_task_generator(const std::string& env_name, task_generator_factory factory) {
   if (!generators().emplace(env_name, std::move(factory)).second) {
+    if (detail::report_registration_clash("task generator " + env_name)) return false;
     std::fprintf(stderr, "troupe: task generator '%s' is registered twice\n", env_name.c_str());
     std::abort();
   }
