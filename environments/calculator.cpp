@@ -140,7 +140,8 @@ step_result calculator_env::step(const std::string& action) {
   auto tool = first_tag(action, "tool");
   auto answer = first_tag(action, "answer");
   if (tool && (!answer || tool->open < answer->open)) {
-    if (++calls_ > max_tool_calls_) return finish(0, 0, "too many tool calls (max " + std::to_string(max_tool_calls_) + ")", "");
+    if (calls_ == max_tool_calls_) return finish(0, 0, "too many tool calls (max " + std::to_string(max_tool_calls_) + ")", "");
+    ++calls_;
     std::string result, error;
     const std::string_view body = trim(tool->content);
     if (!tool->closed) error = "missing </tool>";

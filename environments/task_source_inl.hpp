@@ -15,7 +15,7 @@ task draw_in_split(std::uint64_t seed, split s, std::int64_t index, double eval_
   const std::uint64_t stream = splitmix64(seed ^ (s == split::train ? 0x7472ULL : 0x6576ULL));
   // A problem space too small for the fraction (three secrets, 10% held out) could hold
   // no problem of `s` at all; stop with an error instead of looping forever.
-  constexpr std::uint64_t max_draws = 1u << 20;
+  constexpr std::uint64_t max_draws = 1u << 18;
   for (std::uint64_t k = 0; k < max_draws; ++k) {
     const std::uint64_t r = splitmix64(stream + splitmix64(static_cast<std::uint64_t>(index)) * 0x100000001b3ULL + k);
     std::optional<task_candidate> c = draw(r);
