@@ -99,6 +99,10 @@ file_task parse_line(const std::string& path, const std::string& stem, int line_
 std::vector<file_task> load_jsonl_tasks(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw input_error("tasks file " + path + ": cannot open: " + errno_text(errno));
+  return read_jsonl_tasks(in, path);
+}
+
+std::vector<file_task> read_jsonl_tasks(std::istream& in, const std::string& path) {
   const std::string stem = std::filesystem::path(path).stem().string();
   std::vector<file_task> out;
   std::map<std::string, int> first_line_of_id;
@@ -115,7 +119,7 @@ std::vector<file_task> load_jsonl_tasks(const std::string& path) {
                         std::to_string(it->second) + ")");
     out.push_back(std::move(ft));
   }
-  if (in.bad()) throw input_error("tasks file " + path + ": read failed: " + errno_text(errno));
+  if (in.bad()) throw input_error("tasks file " + path + ": read failed");
   if (out.empty()) throw input_error("tasks file " + path + ": has no tasks");
   return out;
 }

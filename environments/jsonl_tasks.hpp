@@ -13,6 +13,7 @@
 //   tasks.jsonl:7: metadata.answer: expected a string, got number 5
 #pragma once
 
+#include <istream>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -32,6 +33,8 @@ struct file_task {
 // Reads and validates the whole file. Throws input_error (file:line) on the first bad
 // line, a duplicate id (naming both lines), an unreadable file, or a file with no tasks.
 std::vector<file_task> load_jsonl_tasks(const std::string& path);
+// The same from a stream; `name` stands for the file in errors and default ids.
+std::vector<file_task> read_jsonl_tasks(std::istream& in, const std::string& name);
 
 enum class split_mode {
   automatic,  // "auto": a line's "split" when present, else the seeded holdout of its id
