@@ -69,6 +69,16 @@ struct transcript {
 using policy_fn = std::function<std::string(const std::vector<turn>& conversation,
                                             const std::vector<std::string>& stop_strings)>;
 
+// The batched policy: one request per episode still running, all at the same turn,
+// -> one action per request, in order. A coordinator answers them with one batched
+// generate call per turn.
+struct policy_request {
+  std::size_t episode;                              // index into run_batch's tasks
+  const std::vector<turn>* conversation;            // so far, ending with an observation
+  const std::vector<std::string>* stop_strings;     // for the reply
+};
+using batch_policy_fn = std::function<std::vector<std::string>(const std::vector<policy_request>& requests)>;
+
 struct episode_options {
   int max_turns = 16;  // actions per episode at most; a cap above the environment's own
 };
@@ -81,6 +91,13 @@ class episode_driver {
   // environment ends the transcript with end = failed (the turns so far are kept); one
   // from the policy propagates, as it is the caller's own.
   transcript run(environment& env, const task& t, const policy_fn& policy) const;
+
+  // Runs len(tasks) episodes in lockstep, episode i on envs[i] (distinct instances):
+  // each turn, one policy call for every episode still running. Same rules as run();
+  // transcript i belongs to tasks[i]. Throws std::invalid_argument if the sizes differ
+  // or the policy answers with a different number of actions than requests.
+  std::vector<transcript> run_batch(const std::vector<environment*>& envs, const std::vector<task>& tasks,
+                                    const batch_policy_fn& policy) const;
 
  private:
   episode_options opts_;

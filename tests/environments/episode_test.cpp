@@ -142,3 +142,53 @@ TEST(episode_driver, drives_a_tool_session) {
 
 }  // namespace
 }  // namespace troupe
+
+namespace troupe {
+namespace {
+
+TEST(episode_driver, runs_a_batch_in_lockstep_with_one_policy_call_per_turn) {
+  std::vector<std::unique_ptr<environment>> owned;
+  std::vector<environment*> envs;
+  std::vector<task> tasks;
+  for (int s : {50, 25, 75}) {
+    owned.push_back(make_environment("guess_number"));
+    envs.push_back(owned.back().get());
+    tasks.push_back({"g" + std::to_string(s), "Guess.", {{"secret", std::to_string(s)}, {"low", "1"}, {"high", "100"}}});
+  }
+  // Binary search over [1, 100], reading the feedback from the conversation.
+  std::vector<std::size_t> batch_sizes;
+  auto policy = [&](const std::vector<policy_request>& reqs) {
+    batch_sizes.push_back(reqs.size());
+    std::vector<std::string> out;
+    for (const auto& r : reqs) {
+      int lo = 1, hi = 100;
+      const auto& c = *r.conversation;
+      for (std::size_t k = 1; k + 1 < c.size(); k += 2) {
+        const int g = std::stoi(c[k].text.substr(7));
+        if (c[k + 1].text.rfind("higher", 0) == 0) lo = g + 1;
+        else hi = g - 1;
+      }
+      out.push_back("<guess>" + std::to_string((lo + hi) / 2) + "</guess>");
+    }
+    return out;
+  };
+  auto trs = episode_driver().run_batch(envs, tasks, policy);
+  ASSERT_EQ(trs.size(), 3u);
+  EXPECT_EQ(trs[0].actions, 1) << "50 at once";
+  EXPECT_EQ(trs[1].actions, 2) << "50, then 25";
+  EXPECT_EQ(trs[2].actions, 2) << "50, then 75";
+  for (const auto& tr : trs) {
+    EXPECT_EQ(tr.end, episode_end::done);
+    EXPECT_EQ(tr.rewards.at("solved"), 1.0) << tr.task_id;
+  }
+  EXPECT_EQ(trs[1].task_id, "g25");
+  EXPECT_EQ(batch_sizes, (std::vector<std::size_t>{3, 2})) << "finished episodes drop out of the batch";
+  EXPECT_THROW(episode_driver().run_batch(envs, {tasks[0]}, policy), std::invalid_argument);
+  EXPECT_THROW(episode_driver().run_batch(envs, tasks, [](const std::vector<policy_request>&) {
+                 return std::vector<std::string>{"one"};
+               }),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace troupe
