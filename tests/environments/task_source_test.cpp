@@ -63,6 +63,8 @@ TEST(jsonl_tasks, errors_name_file_line_and_what_is_wrong) {
   EXPECT_EQ(load_error("{\"prompt\": \"p\", \"metadata\": [\"a\"]}"), ":1: metadata: expected an object of strings, got an array");
   EXPECT_EQ(load_error("{\"prompt\": \"\xff\"}").substr(0, 13), ":1: bad JSON:");
   EXPECT_EQ(load_error("\n\n"), ": has no tasks");
+  EXPECT_EQ(load_error("{\"prompt\": \"p\", \"id\": 1e999}"), ":1: bad JSON: number overflow parsing '1e999'")
+      << "found by the fuzzer";
 }
 
 TEST(jsonl_tasks, a_missing_file_is_an_input_error_naming_it) {
