@@ -36,6 +36,7 @@ int drive_experiment(new_run run, const experiment_config& cfg, std::optional<ch
                      const std::function<experiment_outcome(experiment_context&)>& body, std::ostream& out);
 int cmd_runs(const args& a);
 int cmd_version(const args& a);
+int cmd_envs(const args& a);
 // Lives in the torch plugin (cli/cmd_generate.cpp); main() reaches it through
 // torch_plugin().cmd_generate.
 int cmd_generate(const args& a);

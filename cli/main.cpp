@@ -18,6 +18,7 @@ Commands:
   runs list|show|export        inspect the run directories and their stores
   generate --model DIR --prompt TEXT   sample a completion from a Hugging Face model
   version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
+  envs list [--plugin PATH]    the registered environments, built in or from plugins
 
 Run `troupe COMMAND --help` for a command's options.
 )";
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
     if (cmd == "runs") return troupe::cli::cmd_runs(rest);
     if (cmd == "eval") return troupe::cli::cmd_eval(rest);
     if (cmd == "version" || cmd == "--version") return troupe::cli::cmd_version(rest);
+    if (cmd == "envs") return troupe::cli::cmd_envs(rest);
     if (cmd == "generate") return troupe::torch_plugin().cmd_generate(rest);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
       std::cout << usage;

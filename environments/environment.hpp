@@ -9,7 +9,8 @@
 //   class echo_env : public troupe::environment { ... };
 //   TROUPE_REGISTER_ENVIRONMENT("echo", echo_env, "repeats the prompt; reward 1 for an exact echo");
 //
-// The config then names it (`env.name: echo`) and the env host actor (actors/) keeps a
+// (examples/custom_env/ is a complete one, loaded as a plugin; docs/environments.md is
+// the guide.) The config then names it (`env.name: echo`) and the env host actor (actors/) keeps a
 // pool of instances, one per episode in flight; the coordinator drives episodes. An
 // instance serves one episode at a time, from reset() to done, so it may keep the
 // episode's state in members. It need not be thread-safe.
@@ -66,7 +67,8 @@ using environment_options = std::map<std::string, std::string>;
 using environment_factory = std::function<std::unique_ptr<environment>(const environment_options&)>;
 
 // Registers `factory` under `name`; returns true. Registering a name twice aborts at
-// start-up (two environments claiming one name is a build mistake).
+// start-up (two environments claiming one name is a build mistake); inside a plugin
+// being loaded (environments/plugin.hpp) it is reported as an input_error instead.
 bool register_environment(const std::string& name, const std::string& summary, environment_factory factory);
 
 // A new instance of the environment registered as `name`. Throws input_error for an

@@ -6,6 +6,7 @@
 #include "core/config_binding.hpp"
 #include "core/error.hpp"
 #include "environments/environment.hpp"
+#include "environments/registry_internal.hpp"
 
 namespace troupe {
 
@@ -20,10 +21,21 @@ std::map<std::string, entry>& registry() {
   static std::map<std::string, entry> r;
   return r;
 }
+std::vector<std::string>* clash_sink = nullptr;
 }  // namespace
+
+namespace detail {
+void collect_registration_clashes(std::vector<std::string>* sink) { clash_sink = sink; }
+bool report_registration_clash(const std::string& name) {
+  if (!clash_sink) return false;
+  clash_sink->push_back(name);
+  return true;
+}
+}  // namespace detail
 
 bool register_environment(const std::string& name, const std::string& summary, environment_factory factory) {
   if (!registry().emplace(name, entry{summary, std::move(factory)}).second) {
+    if (detail::report_registration_clash(name)) return false;
     std::fprintf(stderr, "troupe: environment '%s' is registered twice\n", name.c_str());
     std::abort();
   }

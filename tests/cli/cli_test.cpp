@@ -422,3 +422,33 @@ TEST(cli, run_dir_that_cannot_be_created_fails_cleanly) {
 
 }  // namespace
 }  // namespace troupe
+
+namespace troupe {
+namespace {
+
+TEST(cli, envs_list_shows_built_ins_and_an_environment_from_a_plugin) {
+  testing::temp_dir dir;
+  auto r = troupe(dir, "envs list");
+  EXPECT_EQ(r.code, 0) << r.err;
+  for (const char* name : {"arithmetic", "countdown", "guess_number", "calculator"})
+    EXPECT_NE(r.out.find(name), std::string::npos) << name;
+  EXPECT_EQ(r.out.find("word_reverse"), std::string::npos);
+
+  auto p = troupe(dir, std::string("envs list --plugin '") + TROUPE_CUSTOM_ENV_MODULE + "'");
+  EXPECT_EQ(p.code, 0) << p.err;
+  const auto line_start = p.out.find("word_reverse");
+  ASSERT_NE(line_start, std::string::npos) << p.out;
+  const std::string line = p.out.substr(line_start, p.out.find('\n', line_start) - line_start);
+  EXPECT_NE(line.find(TROUPE_CUSTOM_ENV_MODULE), std::string::npos) << line;
+  EXPECT_NE(line.find("generated"), std::string::npos) << line;
+  EXPECT_NE(line.find("write a word backwards"), std::string::npos) << line;
+
+  auto bad = troupe(dir, "envs list --plugin ./nope.so");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("environment plugin ./nope.so: cannot load: "), std::string::npos) << bad.err;
+  EXPECT_EQ(troupe(dir, "envs").code, 2);
+  EXPECT_EQ(troupe(dir, "envs --help").code, 0);
+}
+
+}  // namespace
+}  // namespace troupe
