@@ -21,7 +21,7 @@
 #include "core/hash.hpp"
 #include "core/progress.hpp"
 #include "core/stop.hpp"
-#include "environments/arithmetic.hpp"
+#include "environments/task_source.hpp"
 #include "policies/advantages.hpp"
 #include "policies/chat_template.hpp"
 #include "policies/checkpoint.hpp"
@@ -86,7 +86,9 @@ class grpo_run {
   void publish_weights();
   void log(std::int64_t step, const std::map<std::string, double>& metrics);
   void log_rollouts(std::int64_t step, const std::vector<rollout>& rs);
-  std::vector<std::int32_t> encode_prompt(const task& t) const;
+  std::vector<std::int32_t> encode_prompt(const std::string& text) const;
+  std::vector<observation> observe(const std::vector<task>& tasks);
+  std::int64_t eval_count() const;
 
   template <class T, class... Ts>
   T ask(const caf::actor& who, Ts&&... xs) {
@@ -102,7 +104,7 @@ class grpo_run {
   const experiment_config& cfg_;
   caf::scoped_actor self_;
   std::shared_ptr<const tokenizer> tok_;
-  std::unique_ptr<arithmetic_tasks> tasks_;
+  std::unique_ptr<task_source> tasks_;
   caf::actor env_, rails_, reward_, generator_, trainer_;
   std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
   std::string initial_weights_;  // a model directory the policy starts from (troupe eval)
@@ -118,8 +120,7 @@ class grpo_run {
 
 void grpo_run::setup() {
   const auto& p = cfg_.policy;
-  tasks_ = std::make_unique<arithmetic_tasks>(arithmetic_options::parse(cfg_.env.options),
-                                              static_cast<std::uint64_t>(cfg_.run.seed));
+  tasks_ = make_task_source(cfg_.env.name, cfg_.env.options, static_cast<std::uint64_t>(cfg_.run.seed));
   causal_lm policy{nullptr}, gen_copy{nullptr};
   if (p.path.empty()) {
     // A small model from the config, over the char tokenizer of the task's alphabet.
@@ -189,15 +190,35 @@ void grpo_run::setup() {
 
 // The task's prompt as one user turn in the policy's chat format; plain text (the
 // small char models) gets BOS in front instead, as in pretraining.
-std::vector<std::int32_t> grpo_run::encode_prompt(const task& t) const {
+std::vector<std::int32_t> grpo_run::encode_prompt(const std::string& text) const {
   std::vector<std::int32_t> ids;
   if (chat_ == chat_format::plain) {
     if (tok_->bos_id()) ids.push_back(*tok_->bos_id());
-    for (auto id : tok_->encode(t.prompt)) ids.push_back(id);
+    for (auto id : tok_->encode(text)) ids.push_back(id);
     return ids;
   }
-  for (auto id : tok_->encode(format_chat(chat_, {{"user", t.prompt}}, /*add_generation_prompt=*/true))) ids.push_back(id);
+  for (auto id : tok_->encode(format_chat(chat_, {{"user", text}}, /*add_generation_prompt=*/true))) ids.push_back(id);
   return ids;
+}
+
+// The environment's first observation of each task: the prompt text and where the
+// policy's answer stops. Asked of the env host's instances, all at once.
+std::vector<observation> grpo_run::observe(const std::vector<task>& tasks) {
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+  for (const auto& t : tasks) pending.push_back(self_->request(env_, long_wait, reset_atom::value, t));
+  std::vector<observation> out(tasks.size());
+  for (std::size_t i = 0; i < tasks.size(); ++i)
+    pending[i].receive([&](observation& o) { out[i] = std::move(o); },
+                       [&](caf::error& err) {
+                         throw system_error("env " + cfg_.env.name + ": reset of task '" + tasks[i].id +
+                                            "': " + render(err));
+                       });
+  return out;
+}
+
+// Evaluation prompts: grpo.eval_prompts, or all of a tasks file's eval split if fewer.
+std::int64_t grpo_run::eval_count() const {
+  return std::min(cfg_.grpo.eval_prompts, tasks_->size(split::eval).value_or(cfg_.grpo.eval_prompts));
 }
 
 grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std::int64_t per_task, double temperature,
@@ -206,8 +227,9 @@ grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std:
   out.tasks = std::make_unique<std::vector<task>>(std::move(tasks));
   std::vector<gen_request> reqs;
   const auto& ts = *out.tasks;
+  const auto obs = observe(ts);
   for (std::size_t i = 0; i < ts.size(); ++i) {
-    auto prompt = encode_prompt(ts[i]);
+    auto prompt = encode_prompt(obs[i].text);
     for (std::int64_t g = 0; g < per_task; ++g) {
       gen_request r;
       r.prompt = prompt;
@@ -215,7 +237,7 @@ grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std:
       r.temperature = temperature;
       r.top_p = cfg_.grpo.top_p;
       r.top_k = cfg_.grpo.top_k;
-      r.stop_strings = {"\n"};
+      r.stop_strings = obs[i].stop_strings;
       r.seed = splitmix64(static_cast<std::uint64_t>(cfg_.run.seed) ^ splitmix64(salt + i * 1000003ULL + static_cast<std::uint64_t>(g)));
       reqs.push_back(r);
       rollout ro;
@@ -309,11 +331,19 @@ void grpo_run::sft_stage() {
   if (s.steps == 0) return;
   progress bar("sft", s.steps, parse_progress_style(cfg_.system.progress), ctx_.out);
   for (std::int64_t step = 0; step < s.steps && !stop_requested(); ++step) {
+    // Supervised targets: the task's answer, ended by its observation's first stop
+    // string, as a correct completion would be.
+    std::vector<task> tasks;
+    for (std::int64_t i = 0; i < s.batch_size; ++i) tasks.push_back(tasks_->at(split::train, cursor_++));
+    const auto obs = observe(tasks);
     sft_batch b;
-    for (std::int64_t i = 0; i < s.batch_size; ++i) {
-      task t = tasks_->at(split::train, cursor_++);
-      b.prompts.push_back(encode_prompt(t));
-      b.targets.push_back(tok_->encode(t.metadata.at("answer") + "\n"));
+    for (std::size_t i = 0; i < tasks.size(); ++i) {
+      const auto answer = tasks[i].metadata.find(cfg_.sft.target_key);
+      if (answer == tasks[i].metadata.end())
+        throw input_error("sft: task '" + tasks[i].id + "' has no metadata '" + cfg_.sft.target_key +
+                          "' to learn; set sft.target_key, or sft.steps: 0");
+      b.prompts.push_back(encode_prompt(obs[i].text));
+      b.targets.push_back(tok_->encode(answer->second + (obs[i].stop_strings.empty() ? "" : obs[i].stop_strings.front())));
     }
     auto m = ask<std::map<std::string, double>>(trainer_, sft_atom::value, std::move(b));
     log(step, m);
@@ -325,7 +355,7 @@ void grpo_run::sft_stage() {
 
 void grpo_run::evaluate(std::int64_t step) {
   std::vector<task> tasks;
-  for (std::int64_t i = 0; i < cfg_.grpo.eval_prompts; ++i) tasks.push_back(tasks_->at(split::eval, i));
+  for (std::int64_t i = 0; i < eval_count(); ++i) tasks.push_back(tasks_->at(split::eval, i));
   // Both requests first: the greedy answers are judged while the samples generate.
   const auto k = cfg_.grpo.pass_k;
   auto greedy_req = request_samples(tasks, 1, 0.0, 0xe7a1);
@@ -547,10 +577,15 @@ void validate_grpo(const experiment_config& cfg) {
       throw input_error("policy.path: '" + cfg.policy.path + "' has no tokenizer.json");
   }
   if (cfg.policy.chat_format != "auto") chat_format_from_name(cfg.policy.chat_format);
-  if (cfg.env.name != "arithmetic")
-    throw input_error("env.name: the grpo experiment draws tasks from the arithmetic generator for now; "
-                      "set env.name: arithmetic");
-  arithmetic_options::parse(cfg.env.options);
+  // The environment and its tasks, built once here so that unknown names, bad options
+  // and malformed task files fail before a run directory exists.
+  make_environment(cfg.env.name, cfg.env.options);
+  const auto tasks = make_task_source(cfg.env.name, cfg.env.options, static_cast<std::uint64_t>(cfg.run.seed));
+  if (tasks->size(split::eval).value_or(1) == 0)
+    throw input_error("env.options: the tasks have no eval split; evaluation needs some (see docs/environments.md)");
+  if (cfg.sft.steps > 0 && tasks->at(split::train, 0).metadata.count(cfg.sft.target_key) == 0)
+    throw input_error("sft.target_key: the tasks of env " + cfg.env.name + " have no metadata '" + cfg.sft.target_key +
+                      "' for the SFT stage to learn; name another key, or set sft.steps: 0");
   // Stale rollouts come from another policy than the trainer's: without the importance
   // weight exp(lp_old - lp_gen) the update would be biased (NeMo RL requires it too).
   if (cfg.grpo.max_staleness > 0 && !cfg.grpo.loss.use_importance_sampling_correction)

@@ -43,10 +43,12 @@ struct sft_section {
   std::int64_t batch_size = 32;
   double lr = 3e-3;
   std::int64_t microbatch_size = 32;
+  std::string target_key = "answer";  // the task metadata the stage learns to write
 
   template <class V>
   void describe(V& v) {
     v.field("steps", steps, "supervised steps before GRPO; 0 skips the stage", at_least<std::int64_t>(0));
+    v.field("target_key", target_key, "task metadata holding the answer to learn (then the first stop string)");
     v.field("batch_size", batch_size, "examples per step", at_least<std::int64_t>(1));
     v.field("lr", lr, "AdamW learning rate of the stage", greater_than(0.0));
     v.field("microbatch_size", microbatch_size, "examples per forward/backward pass", at_least<std::int64_t>(1));

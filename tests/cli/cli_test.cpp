@@ -354,7 +354,7 @@ TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
   auto r = troupe(dir, "run '" + example + "' grpo.loss.ratio_clip_c=0.5");
   EXPECT_EQ(r.code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("ratio_clip_c"), std::string::npos) << r.err;
-  r = troupe(dir, "run '" + example + "' env.name=countdown");
+  r = troupe(dir, "run '" + example + "' env.name=countdwn");
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("env.name"), std::string::npos) << r.err;
   r = troupe(dir, "run '" + example + "' 'reward.weights=[correct]'");
