@@ -13,6 +13,7 @@ using args = std::vector<std::string>;
 int cmd_run(const args& a);
 int cmd_runs(const args& a);
 int cmd_version(const args& a);
+int cmd_rails(const args& a);
 // Lives in the torch plugin (cli/cmd_generate.cpp); main() reaches it through
 // torch_plugin().cmd_generate.
 int cmd_generate(const args& a);

@@ -16,6 +16,7 @@ Commands:
   runs list|show|export        inspect the run directories and their stores
   generate --model DIR --prompt TEXT   sample a completion from a Hugging Face model
   version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
+  rails eval|check FILE ...    measure a rails file on labeled cases, or check one text
 
 Run `troupe COMMAND --help` for a command's options.
 )";
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
     if (cmd == "run") return troupe::cli::cmd_run(rest);
     if (cmd == "runs") return troupe::cli::cmd_runs(rest);
     if (cmd == "version" || cmd == "--version") return troupe::cli::cmd_version(rest);
+    if (cmd == "rails") return troupe::cli::cmd_rails(rest);
     if (cmd == "generate") return troupe::torch_plugin().cmd_generate(rest);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
       std::cout << usage;
