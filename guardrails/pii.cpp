@@ -39,17 +39,17 @@ bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0
 bool digit(char c) { return c >= '0' && c <= '9'; }
 
 // Not a piece of a longer token: no word character next to it, and no '.' or '-' that
-// continues a number (1.2.3.4.5, ORD-4111-...).
+// joins it to one (1.2.3.4.5, INV-2024-...).
 bool starts_clean(std::string_view t, std::size_t b) {
   if (b == 0) return true;
   char p = t[b - 1];
-  return !word_char(p) && !((p == '.' || p == '-') && b > 1 && digit(t[b - 2]));
+  return !word_char(p) && !((p == '.' || p == '-') && b > 1 && word_char(t[b - 2]));
 }
 
 bool ends_clean(std::string_view t, std::size_t e) {
   if (e >= t.size()) return true;
   char n = t[e];
-  return !word_char(n) && !((n == '.' || n == '-') && e + 1 < t.size() && digit(t[e + 1]));
+  return !word_char(n) && !((n == '.' || n == '-') && e + 1 < t.size() && word_char(t[e + 1]));
 }
 
 bool isolated(std::string_view t, std::size_t b, std::size_t e) { return starts_clean(t, b) && ends_clean(t, e); }
@@ -87,6 +87,22 @@ bool card_digits_ok(const std::string& d) {
   return d.size() >= 13 && d.size() <= 19 && d[0] >= '2' && d[0] <= '6' && luhn_valid(d);
 }
 
+// Written with separators, a card number is grouped as printed on cards: fours (the
+// last group may be shorter), or 4-6-5 / 4-6-4 (Amex, Diners). Other groupings are
+// reference numbers ("2024-000123-7781").
+bool card_grouping_ok(std::string_view s) {
+  std::vector<std::size_t> groups{0};
+  for (char c : s) {
+    if (digit(c)) ++groups.back();
+    else groups.push_back(0);
+  }
+  if (groups.size() == 1) return true;
+  if (groups.size() == 3 && groups[0] == 4 && groups[1] == 6 && (groups[2] == 5 || groups[2] == 4)) return s[0] == '3';
+  for (std::size_t i = 0; i + 1 < groups.size(); ++i)
+    if (groups[i] != 4) return false;
+  return groups.back() >= 1 && groups.back() <= 4;
+}
+
 // A greedy candidate may have swallowed a following number ("4111 1111 1111 1111 2"):
 // try the whole candidate, then shorter ones that end before a space.
 bool card_ok(std::string_view t, std::size_t b, std::size_t& e) {
@@ -94,7 +110,7 @@ bool card_ok(std::string_view t, std::size_t b, std::size_t& e) {
   for (std::size_t end = e; end > b; --end) {
     const bool whole = end == e;
     if (whole ? !ends_clean(t, end) : t[end] != ' ') continue;
-    if (card_digits_ok(digits_of(t.substr(b, end - b)))) {
+    if (card_grouping_ok(t.substr(b, end - b)) && card_digits_ok(digits_of(t.substr(b, end - b)))) {
       e = end;
       return true;
     }

@@ -2,8 +2,8 @@
 // Each kind has a candidate pattern (RE2) and a check that the candidate is a real one:
 //   email        local@domain.tld; a dotted domain with a letter TLD (not user@localhost)
 //   phone        +CC ... or (NNN) NNN-NNNN / NNN-NNN-NNNN / NNN.NNN.NNNN; 7-15 digits
-//   credit_card  13-19 digits, optionally grouped by spaces or dashes, an issuer prefix
-//                (2-6) and a valid Luhn checksum
+//   credit_card  13-19 digits, optionally grouped by spaces or dashes as cards print them
+//                (fours, or 4-6-5 / 4-6-4), an issuer prefix (2-6), a valid Luhn checksum
 //   iban         two letters, two check digits, the country's length (when known), and
 //                mod-97 = 1 (ISO 13616)
 //   ipv4         four octets 0-255; not part of a longer dotted run (1.2.3.4.5), not v1.2.3.4
@@ -11,7 +11,7 @@
 //   ssn          US SSN NNN-NN-NNNN (or spaces), without the never-issued ranges: area
 //                000, 666, 900-999; group 00; serial 0000
 // A match must not touch a letter, digit or underscore on either side, nor a dot or dash
-// that continues a number (so order numbers and version strings are not cut into PII).
+// that joins it to one (so order numbers and version strings are not cut into PII).
 #pragma once
 
 #include <cstddef>
