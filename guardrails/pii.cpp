@@ -176,7 +176,9 @@ bool ipv6_ok(std::string_view t, std::size_t b, std::size_t& e) {
   if (e < t.size() && word_char(t[e])) return false;
   std::string s(t.substr(b, e - b));
   if (std::count(s.begin(), s.end(), ':') < 7 && s.find("::") == std::string::npos) return false;
-  if (std::none_of(s.begin(), s.end(), [](unsigned char c) { return std::isxdigit(c) != 0; })) return false;
+  // A decimal digit, as real addresses have (fe80::1, 2001:db8::): without it, a::b or
+  // dead::beef is more likely a C++ scope than an address.
+  if (std::none_of(s.begin(), s.end(), [](char c) { return digit(c); })) return false;
   in6_addr addr{};
   return inet_pton(AF_INET6, s.c_str(), &addr) == 1;
 }

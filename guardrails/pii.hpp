@@ -7,7 +7,8 @@
 //   iban         two letters, two check digits, the country's length (when known), and
 //                mod-97 = 1 (ISO 13616)
 //   ipv4         four octets 0-255; not part of a longer dotted run (1.2.3.4.5), not v1.2.3.4
-//   ipv6         what inet_pton accepts, with at least one "::" or seven colons
+//   ipv6         what inet_pton accepts, with at least one "::" or seven colons, and a
+//                decimal digit (a::b is a C++ scope)
 //   ssn          US SSN NNN-NN-NNNN (or spaces), without the never-issued ranges: area
 //                000, 666, 900-999; group 00; serial 0000
 // A match must not touch a letter, digit or underscore on either side, nor a dot or dash
