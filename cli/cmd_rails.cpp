@@ -81,10 +81,18 @@ nlohmann::json to_json(const category_stats& c) {
           {"latency_ms", {{"p50", c.latency.p50_ms}, {"p99", c.latency.p99_ms}}}};
 }
 
+// This command has no model to give the perplexity and self_check rails: they are
+// refused, or left out with --skip-model-rails.
 rails_engine load_engine(const rails_args& r) {
   rails_load_options o;
-  o.skip_model_rails = r.skip_model_rails;
+  o.skip_model_rails = true;
   auto file = load_rails_file(r.file, {}, o);
+  if (!file.skipped.empty() && !r.skip_model_rails) {
+    std::string list;
+    for (const auto& s : file.skipped) list += (list.empty() ? "" : ", ") + s;
+    throw input_error("rails: " + r.file + ": " + list +
+                      "; this command has no model: pass --skip-model-rails to leave them out");
+  }
   for (const auto& s : file.skipped) std::cerr << "troupe rails: skipped " << s << '\n';
   return rails_engine(std::move(file));
 }
