@@ -62,6 +62,10 @@ class configured_rail : public rail {
   rail_stage stage() const { return stage_; }
   const on_trigger_section& on_trigger() const { return common_.on_trigger; }
 
+  // True for rails that wait on a model (perplexity, self_check): the engine runs
+  // those concurrently, as their time is waiting, not computing.
+  virtual bool calls_model() const { return false; }
+
   rail_verdict check(rail_stage stage, const std::string& text) const override;
   // Allows text of the other stage (a file's output rails may sit in an experiment's
   // rail list, which is also asked about inputs).

@@ -147,6 +147,9 @@ class perplexity_rail : public configured_rail {
     }
   }
 
+ public:
+  bool calls_model() const override { return true; }
+
  protected:
   detection detect(const std::string& text, const stop_flag& stop) const override {
     const auto deadline = clock_type::now() + std::chrono::milliseconds(cfg_.call.timeout_ms);
@@ -250,6 +253,9 @@ class self_check_rail : public configured_rail {
     if (c.prompt.find("{text}") == std::string::npos)
       rail_config_error(node_or_self(b, "prompt"), b.path + ".prompt", "must contain {text}");
   }
+
+ public:
+  bool calls_model() const override { return true; }
 
  protected:
   detection detect(const std::string& text, const stop_flag& stop) const override {

@@ -78,7 +78,13 @@ rails_result rails_engine::check(rail_stage stage, const std::string& text) cons
   counts* cnt = stage == rail_stage::input ? input_counts_.get() : output_counts_.get();
   stop_flag stop{false};
   std::vector<one_run> runs(rails.size());
-  if (options_.concurrent && rails.size() > 1) {
+  using mode = rails_engine_options::concurrency;
+  const bool concurrent =
+    rails.size() > 1 && (options_.mode == mode::always ||
+                         (options_.mode == mode::automatic &&
+                          (text.size() >= options_.concurrent_from_bytes ||
+                           std::any_of(rails.begin(), rails.end(), [](const auto& r) { return r->calls_model(); }))));
+  if (concurrent) {
     std::vector<std::future<one_run>> pending;
     for (std::size_t i = 1; i < rails.size(); ++i)
       pending.push_back(std::async(std::launch::async, run_rail, std::cref(*rails[i]), stage, std::cref(text),

@@ -9,7 +9,10 @@
 //
 // How a check runs:
 //   * Concurrently: every rail of the stage runs on its own thread (the caller's thread
-//     runs the first), all on the original text.
+//     runs the first), all on the original text. By default (concurrency::automatic)
+//     only when it pays: when a rail of the stage waits on a model, or the text is at
+//     least 256 KiB. Starting threads costs about 40 us per rail, while the CPU-only
+//     rails check a chat message in a few microseconds (bench/rails_bench.cpp).
 //   * A block stops the rest cooperatively: the engine raises a stop flag; rails that
 //     take long (guard model, scorer, RE2 scans between matches) return early, and their
 //     verdicts are dropped (the log says "stopped").
@@ -70,7 +73,10 @@ struct rail_counter {
 };
 
 struct rails_engine_options {
-  bool concurrent = true;  // false: one rail after another on the caller's thread (still stops after a block)
+  // never: one rail after another on the caller's thread (still stops after a block).
+  enum class concurrency { automatic, always, never };
+  concurrency mode = concurrency::automatic;
+  std::size_t concurrent_from_bytes = 256 * 1024;  // automatic: texts this long run concurrently
 };
 
 class rails_engine {

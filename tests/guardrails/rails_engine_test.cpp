@@ -24,17 +24,22 @@ const rail_decision& decision(const rails_result& r, const std::string& rail) {
 }
 
 TEST(rails_engine, masks_and_rewrites_in_position_order_and_overlaps_keep_the_earlier_longer_span) {
-  auto e = engine_of(R"(input:
+  using mode = rails_engine_options::concurrency;
+  for (auto m : {mode::automatic, mode::always, mode::never}) {
+    rails_engine_options o;
+    o.mode = m;
+    auto e = engine_of(R"(input:
   - {name: pii, type: pii, on_trigger: mask}
   - {name: words, type: regex, patterns: ['ann', 'now'], on_trigger: {action: rewrite, replacement: '***'}}
-)");
-  auto r = e.check(rail_stage::input, "mail ann@example.com now");
-  EXPECT_EQ(r.text, "mail [EMAIL] ***");
-  EXPECT_EQ(r.action, rail_action::rewrite) << "rewrite is stronger than mask";
-  ASSERT_EQ(r.verdicts.size(), 2u);
-  EXPECT_EQ(r.verdicts[0].rail, "pii");
-  EXPECT_EQ(r.log.size(), 2u);
-  EXPECT_TRUE(r.detected());
+)", {}, o);
+    auto r = e.check(rail_stage::input, "mail ann@example.com now");
+    EXPECT_EQ(r.text, "mail [EMAIL] ***");
+    EXPECT_EQ(r.action, rail_action::rewrite) << "rewrite is stronger than mask";
+    ASSERT_EQ(r.verdicts.size(), 2u);
+    EXPECT_EQ(r.verdicts[0].rail, "pii");
+    EXPECT_EQ(r.log.size(), 2u);
+    EXPECT_TRUE(r.detected());
+  }
 }
 
 TEST(apply_spans, equal_spans_keep_the_rail_listed_first) {
@@ -78,7 +83,7 @@ TEST(rails_engine, a_block_returns_the_first_blocking_rails_message_and_stops_a_
 
 TEST(rails_engine, runs_the_same_one_rail_after_another_when_not_concurrent) {
   rails_engine_options seq;
-  seq.concurrent = false;
+  seq.mode = rails_engine_options::concurrency::never;
   auto e = engine_of(R"(input:
   - {name: words, type: keywords, keywords: [bomb]}
   - {name: pii, type: pii, on_trigger: mask}
