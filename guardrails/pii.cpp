@@ -228,6 +228,12 @@ const std::vector<pii_kind>& all_pii_kinds() {
   return all;
 }
 
+std::vector<std::string> all_pii_kind_names() {
+  std::vector<std::string> out;
+  for (const auto& ki : kinds_table) out.emplace_back(ki.name);
+  return out;
+}
+
 bool luhn_valid(std::string_view s) {
   int sum = 0, n = 0;
   for (auto it = s.rbegin(); it != s.rend(); ++it) {

@@ -29,6 +29,7 @@ const char* to_string(pii_kind k);                 // "email", ...
 const char* placeholder(pii_kind k);               // "[EMAIL]", ...
 bool parse_pii_kind(const std::string& s, pii_kind& out);
 const std::vector<pii_kind>& all_pii_kinds();
+std::vector<std::string> all_pii_kind_names();
 
 struct pii_match {
   pii_kind kind;

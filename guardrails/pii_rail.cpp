@@ -11,7 +11,7 @@ namespace {
 
 struct pii_config {
   rail_common common;
-  std::vector<std::string> kinds = {"email", "phone", "credit_card", "iban", "ipv4", "ipv6", "ssn"};
+  std::vector<std::string> kinds = all_pii_kind_names();
 
   template <class V>
   void describe(V& v) {
@@ -28,10 +28,8 @@ class pii_rail : public configured_rail {
     for (std::size_t i = 0; i < c.kinds.size(); ++i) {
       pii_kind k{};
       if (!parse_pii_kind(c.kinds[i], k)) {
-        std::vector<std::string> names;
-        for (auto x : all_pii_kinds()) names.emplace_back(to_string(x));
         rail_config_error(i < list.items.size() ? list.items[i] : list, b.path + ".kinds[" + std::to_string(i) + "]",
-                          "unknown PII kind '" + c.kinds[i] + "'" + suggest(c.kinds[i], names));
+                          "unknown PII kind '" + c.kinds[i] + "'" + suggest(c.kinds[i], all_pii_kind_names()));
       }
       kinds_.push_back(k);
     }

@@ -46,11 +46,11 @@ std::unique_ptr<rail> make_max_length_rail(std::size_t max_chars, double penalty
   return std::make_unique<max_length_rail>(max_chars, penalty);
 }
 
-std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g) {
+std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g, const rail_services& services) {
   std::vector<std::unique_ptr<rail>> out;
   if (g.max_output_chars > 0) out.push_back(make_max_length_rail(static_cast<std::size_t>(g.max_output_chars), g.length_penalty));
   if (!g.rails_file.empty()) {
-    auto file = load_rails_file(g.rails_file);
+    auto file = load_rails_file(g.rails_file, services);
     for (auto& r : file.output) out.push_back(std::move(r));
   }
   return out;

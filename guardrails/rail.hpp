@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/config_binding.hpp"
+#include "guardrails/model_interfaces.hpp"
 
 namespace troupe {
 
@@ -87,7 +88,7 @@ struct guardrails_section {
 
 // The rails `g` turns on, in check order: the length rail, then the rails file's output
 // rails. Throws input_error for a bad rails file, and for one whose rails need a model
-// (a guard model or a logprob scorer), which this overload cannot give them.
-std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g);
+// (a guard model or a logprob scorer) that `services` lacks.
+std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g, const rail_services& services = {});
 
 }  // namespace troupe

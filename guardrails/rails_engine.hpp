@@ -11,7 +11,7 @@
 //   * Concurrently: every rail of the stage runs on its own thread (the caller's thread
 //     runs the first), all on the original text. By default (concurrency::automatic)
 //     only when it pays: when a rail of the stage waits on a model, or the text is at
-//     least 256 KiB. Starting threads costs about 40 us per rail, while the CPU-only
+//     least 256 KiB. Starting a thread costs tens of microseconds, while the CPU-only
 //     rails check a chat message in a few microseconds (bench/rails_bench.cpp).
 //   * A block stops the rest cooperatively: the engine raises a stop flag; rails that
 //     take long (guard model, scorer, RE2 scans between matches) return early, and their

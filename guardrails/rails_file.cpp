@@ -1,6 +1,7 @@
 #include "guardrails/rails_file.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "core/config_binding.hpp"

@@ -164,5 +164,17 @@ output:
   EXPECT_THROW(make_rails(g), input_error);
 }
 
+TEST(rails, make_rails_gives_the_rails_file_its_models) {
+  testing::temp_dir dir;
+  guardrails_section g;
+  g.rails_file = dir.write("r.yaml", "output:\n  - {name: judge, type: self_check, prompt: 'bad? {text}'}\n");
+  EXPECT_THROW(make_rails(g), input_error) << "no guard model";
+  auto guard = std::make_shared<testing::fixed_guard>("yes");
+  auto rails = make_rails(g, {nullptr, guard});
+  ASSERT_EQ(rails.size(), 1u);
+  EXPECT_EQ(rails[0]->check(rail_stage::output, "x").action, rail_action::block);
+  EXPECT_EQ(guard->last_prompt, "bad? x");
+}
+
 }  // namespace
 }  // namespace troupe
