@@ -37,6 +37,7 @@ int drive_experiment(new_run run, const experiment_config& cfg, std::optional<ch
 int cmd_runs(const args& a);
 int cmd_version(const args& a);
 int cmd_envs(const args& a);
+int cmd_rails(const args& a);
 // Lives in the torch plugin (cli/cmd_generate.cpp); main() reaches it through
 // torch_plugin().cmd_generate.
 int cmd_generate(const args& a);

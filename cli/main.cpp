@@ -19,6 +19,7 @@ Commands:
   generate --model DIR --prompt TEXT   sample a completion from a Hugging Face model
   version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
   envs list [--plugin PATH]    the registered environments, built in or from plugins
+  rails eval|check FILE ...    measure a rails file on labeled cases, or check one text
 
 Run `troupe COMMAND --help` for a command's options.
 )";
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     if (cmd == "eval") return troupe::cli::cmd_eval(rest);
     if (cmd == "version" || cmd == "--version") return troupe::cli::cmd_version(rest);
     if (cmd == "envs") return troupe::cli::cmd_envs(rest);
+    if (cmd == "rails") return troupe::cli::cmd_rails(rest);
     if (cmd == "generate") return troupe::torch_plugin().cmd_generate(rest);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
       std::cout << usage;

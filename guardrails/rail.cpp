@@ -1,6 +1,10 @@
 #include "guardrails/rail.hpp"
 
+#include "guardrails/rails_file.hpp"
+
 namespace troupe {
+
+const char* to_string(rail_stage s) { return s == rail_stage::input ? "input" : "output"; }
 
 const char* to_string(rail_action a) {
   switch (a) {
@@ -8,6 +12,8 @@ const char* to_string(rail_action a) {
     case rail_action::block: return "block";
     case rail_action::penalize: return "penalize";
     case rail_action::log: return "log";
+    case rail_action::mask: return "mask";
+    case rail_action::rewrite: return "rewrite";
   }
   return "?";
 }
@@ -40,9 +46,13 @@ std::unique_ptr<rail> make_max_length_rail(std::size_t max_chars, double penalty
   return std::make_unique<max_length_rail>(max_chars, penalty);
 }
 
-std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g) {
+std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g, const rail_services& services) {
   std::vector<std::unique_ptr<rail>> out;
   if (g.max_output_chars > 0) out.push_back(make_max_length_rail(static_cast<std::size_t>(g.max_output_chars), g.length_penalty));
+  if (!g.rails_file.empty()) {
+    auto file = load_rails_file(g.rails_file, services);
+    for (auto& r : file.output) out.push_back(std::move(r));
+  }
   return out;
 }
 

@@ -1,52 +1,94 @@
-// Guardrails, the minimal form the flagship needs: a rail checks text at a stage
-// (input to the model, or its output) and returns a verdict. The rails engine, rails
-// files and the built-in rails (PII, regex, jailbreak heuristics...) are the Guardrails
-// issue; this header is their seed and keeps their vocabulary.
+// Guardrails: a rail checks text at a stage (input to the model, or its output) and
+// returns a verdict. This header is the vocabulary every part shares: the guardrail
+// actor and the reward shaping use `rail` and `rail_verdict` directly; the rails engine
+// (rails_engine.hpp) runs many rails from a rails file (rails_file.hpp) concurrently.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/config_binding.hpp"
+#include "guardrails/model_interfaces.hpp"
 
 namespace troupe {
 
 enum class rail_stage { input, output };
-enum class rail_action { allow, block, penalize, log };
+const char* to_string(rail_stage s);
+
+// What a triggered rail asks for. New values are appended (actors serialize the enum
+// as its number).
+//   allow     nothing found
+//   block     refuse: the engine stops the other rails and returns the rail's message
+//   penalize  a reward component "rail/<name>" of -penalty while training; text passes
+//   log       recorded only
+//   mask      the rail's spans are replaced by typed placeholders ("[EMAIL]")
+//   rewrite   the rail's spans are replaced by its configured replacement text
+enum class rail_action { allow, block, penalize, log, mask, rewrite };
 const char* to_string(rail_action a);
+
+// A piece of the checked text that a rail found, [begin, end) in bytes, and what mask
+// or rewrite puts in its place.
+struct text_span {
+  std::size_t begin = 0, end = 0;
+  std::string replacement;
+};
 
 struct rail_verdict {
   std::string rail;                       // the rail's name
   rail_action action = rail_action::allow;
   double penalty = 0;                     // for penalize: subtracted as reward component "rail/<name>"
   std::string reason;                     // empty when allowed
+  // Fields below are for the rails engine; they do not travel between processes.
+  std::string message;                    // for block: the refusal shown instead of the text
+  std::vector<text_span> spans;           // for mask and rewrite: what to replace
+  // Something the decision log must show even when allowed, such as "guard model timed
+  // out after 50 ms: fail-open".
+  std::string note;
 };
+
+// Cooperative cancellation: the engine raises it when one rail blocks, and rails that
+// take long (a guard model, a scorer, megabytes of text) stop early. A verdict returned
+// after the flag was raised is discarded.
+using stop_flag = std::atomic<bool>;
 
 class rail {
  public:
   virtual ~rail() = default;
   virtual const std::string& name() const = 0;
   virtual rail_verdict check(rail_stage stage, const std::string& text) const = 0;
+  // What the engine calls. Rails that can stop early override it; the default ignores
+  // the flag.
+  virtual rail_verdict check_or_stop(rail_stage stage, const std::string& text, const stop_flag& stop) const {
+    (void)stop;
+    return check(stage, text);
+  }
 };
 
 // Output longer than max_chars: penalize with `penalty` (or block when penalty is 0).
 std::unique_ptr<rail> make_max_length_rail(std::size_t max_chars, double penalty);
 
-// The `guardrails:` section of an experiment (only the length rail for now).
+// The `guardrails:` section of an experiment.
 struct guardrails_section {
   std::int64_t max_output_chars = 0;  // 0: the length rail is off
   double length_penalty = 1.0;
+  std::string rails_file;             // empty: none; else its output rails shape rewards too
 
   template <class V>
   void describe(V& v) {
     v.field("max_output_chars", max_output_chars, "output rail: penalize completions longer than this; 0 is off",
             at_least<std::int64_t>(0));
     v.field("length_penalty", length_penalty, "reward subtracted when the length rail triggers", at_least(0.0));
+    v.field("rails_file", rails_file,
+            "a rails file (docs/guardrails.md) whose output rails also judge completions; empty is none");
   }
 };
 
-// The rails `g` turns on, in check order.
-std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g);
+// The rails `g` turns on, in check order: the length rail, then the rails file's output
+// rails. Throws input_error for a bad rails file, and for one whose rails need a model
+// (a guard model or a logprob scorer) that `services` lacks.
+std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g, const rail_services& services = {});
 
 }  // namespace troupe

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target with clang (address + undefined sanitizers) and runs it.
 #   scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]
-# TARGET is safetensors, tokenizer or environments; each fuzzes a parser of outside bytes. The
+# TARGET is safetensors, tokenizer, environments or rails; each fuzzes a parser of outside bytes. The
 # corpus starts from tests/fuzz/corpus/TARGET and grows in BUILD_DIR. A crash leaves
 # its input in BUILD_DIR and the script exits non-zero.
 set -euo pipefail
@@ -14,15 +14,18 @@ mkdir -p "$out/corpus-$target"
 case "$target" in
   safetensors) sources="policies/safetensors.cpp core/error.cpp" ;;
   tokenizer)   sources="policies/tokenizer.cpp policies/bpe_tokenizer.cpp policies/char_tokenizer.cpp policies/unicode_text.cpp policies/unicode_nfc_tables.cpp core/error.cpp" ;;
-  environments) sources="environments/calculator.cpp environments/countdown.cpp environments/expression.cpp environments/guess_number.cpp environments/jsonl_tasks.cpp environments/options.cpp environments/registry.cpp environments/tags.cpp environments/task_source.cpp core/config_binding.cpp core/config_tree.cpp core/error.cpp" ;;
-  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, environments)" >&2; exit 2 ;;
+  environments) sources="environments/calculator.cpp environments/countdown.cpp environments/expression.cpp environments/guess_number.cpp environments/jsonl_tasks.cpp environments/options.cpp environments/registry.cpp environments/tags.cpp environments/task_source.cpp core/config_binding.cpp core/config_tree.cpp core/error.cpp"
+               libs="-lyaml-cpp" ;;
+  rails)       sources="$(ls guardrails/*.cpp) core/config_tree.cpp core/config_binding.cpp core/error.cpp"
+               libs="-lyaml-cpp -pthread" ;;
+  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, environments, rails)" >&2; exit 2 ;;
 esac
 
 bin="$out/${target}_fuzz"
 # shellcheck disable=SC2086
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -I. $(pkg-config --cflags re2) tests/fuzz/${target}_fuzz.cpp $sources \
-  $(pkg-config --libs re2) -lyaml-cpp -o "$bin"
+  $(pkg-config --libs re2) ${libs:-} -o "$bin"
 seeds=()
 [ -d "tests/fuzz/corpus/$target" ] && seeds=("tests/fuzz/corpus/$target")
 "$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
