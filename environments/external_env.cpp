@@ -1,0 +1,471 @@
+#include "environments/external_env.hpp"
+
+#include <zmq.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <zmq.hpp>
+
+#include "core/config_tree.hpp"
+#include "core/error.hpp"
+#include "troupe/build_info.hpp"
+
+namespace troupe {
+
+TROUPE_REGISTER_ENVIRONMENT("external", external_env,
+                            "an environment served by another process over ZeroMQ + msgpack (docs/env-protocol.md)");
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// --- options ------------------------------------------------------------------------
+
+struct endpoint_parts {
+  std::string scheme, host;  // host is empty for ipc:// and inproc://
+  bool local = false;        // loopback, ipc or inproc: plain traffic never leaves the machine
+};
+
+endpoint_parts parse_endpoint(const std::string& e) {
+  const std::string key = "env.options.endpoint: ";
+  const auto sep = e.find("://");
+  if (sep == std::string::npos) throw input_error(key + "'" + e + "' is not a ZeroMQ endpoint (tcp://host:port, ipc://path)");
+  endpoint_parts p;
+  p.scheme = e.substr(0, sep);
+  const std::string rest = e.substr(sep + 3);
+  if (p.scheme == "ipc" || p.scheme == "inproc") {
+    if (rest.empty()) throw input_error(key + "'" + e + "' names no path");
+    p.local = true;
+    return p;
+  }
+  if (p.scheme != "tcp") throw input_error(key + "transport '" + p.scheme + "' is not supported (tcp, ipc, inproc)");
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) throw input_error(key + "'" + e + "' needs host:port");
+  p.host = rest.substr(0, colon);
+  const std::string port = rest.substr(colon + 1);
+  const bool digits = !port.empty() && port.size() <= 5 && port.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535)
+    throw input_error(key + "'" + e + "': port '" + port + "' is not in 1-65535");
+  if (p.host == "*") throw input_error(key + "'" + e + "': '*' is for servers binding; name the server's host");
+  p.local = p.host == "localhost" || p.host.rfind("127.", 0) == 0 || p.host == "[::1]" || p.host == "::1";
+  return p;
+}
+
+std::string trimmed(std::string s) {
+  const char* ws = " \t\r\n";
+  s.erase(s.find_last_not_of(ws) + 1);
+  s.erase(0, s.find_first_not_of(ws));
+  return s;
+}
+
+// A key file holds the Z85 key alone, or a ZeroMQ certificate (ZPL text with
+// `public-key = "..."` and `secret-key = "..."`), from which `entry` is taken.
+std::string read_key_file(const std::string& option, const std::string& path, const char* entry) {
+  std::ifstream in(path);
+  if (!in) throw input_error("env.options." + option + ": cannot read '" + path + "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string line;
+  while (std::getline(ss, line)) {
+    line = trimmed(line);
+    if (line.rfind(entry, 0) != 0) continue;  // a certificate's `public-key = "..."` line
+    const auto open = line.find('"'), close = open == std::string::npos ? open : line.find('"', open + 1);
+    if (close == std::string::npos)
+      throw input_error("env.options." + option + ": '" + path + "' has a " + entry + " line without a quoted key");
+    return line.substr(open + 1, close - open - 1);
+  }
+  return trimmed(ss.str());  // no certificate: the key alone
+}
+
+void check_key(const std::string& option, const std::string& key) {
+  std::uint8_t raw[32];
+  if (key.size() != 40 || zmq_z85_decode(raw, key.c_str()) == nullptr)
+    throw input_error("env.options." + option + ": not a CURVE key (40 characters of Z85, as zmq_curve_keypair writes)");
+}
+
+// The ZeroMQ context of every instance. Never destroyed: zmq_ctx_term waits for every
+// socket to close, and an instance leaked at exit would hang the process there.
+zmq::context_t& shared_context() {
+  static auto* ctx = new zmq::context_t(1);
+  return *ctx;
+}
+
+// A failure of the transport (no reply, lost connection); the caller adds the prefix.
+struct transport_failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// An error reply: well-formed, so the connection stays usable.
+struct server_refused : input_error {
+  server_refused(const std::string& what, std::string c) : input_error(what), code(std::move(c)) {}
+  std::string code;
+};
+
+long ms_until(clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<milliseconds>(deadline - clock::now()).count();
+  return left < 0 ? 0 : static_cast<long>(left) + 1;  // round up: a poll of 0 ms would spin
+}
+
+}  // namespace
+
+external_env_options external_env_options::parse(const environment_options& o) {
+  // Bind through the config reader, so unknown keys and bad numbers get the same errors
+  // (with suggestions) as any other config key.
+  config_node node;
+  node.type = config_node::kind::mapping;
+  node.where = {"environment 'external'", 0};
+  for (const auto& [k, v] : o) {
+    config_node leaf;
+    leaf.type = config_node::kind::scalar;
+    leaf.scalar = v;
+    leaf.where = node.where;
+    node.entries.emplace_back(k, std::move(leaf));
+  }
+  external_env_options out;
+  config_reader::read_value(node, "env.options", out);
+
+  if (out.env.empty()) throw input_error("env.options.env: name the environment on the server (e.g. env: arithmetic)");
+  const auto ep = parse_endpoint(out.endpoint);
+  auto load = [](const char* option, std::string& key, const std::string& file, const char* entry) {
+    if (!file.empty()) {
+      if (!key.empty()) throw input_error(std::string("env.options.") + option + ": give the key or its file, not both");
+      key = read_key_file(std::string(option) + "_file", file, entry);
+    }
+    if (!key.empty()) check_key(option, key);
+  };
+  load("curve_server_key", out.curve_server_key, out.curve_server_key_file, "public-key");
+  load("curve_public_key", out.curve_public_key, out.curve_public_key_file, "public-key");
+  load("curve_secret_key", out.curve_secret_key, out.curve_secret_key_file, "secret-key");
+  if (out.curve_public_key.empty() != out.curve_secret_key.empty())
+    throw input_error("env.options.curve_public_key: give this client's public and secret keys together, or neither");
+  const bool curve = !out.curve_server_key.empty();
+  if (!curve && !out.curve_public_key.empty())
+    throw input_error("env.options.curve_server_key: client keys are set but not the server's public key");
+  if (curve && !zmq_has("curve"))
+    throw input_error("env.options.curve_server_key: this libzmq was built without CURVE support");
+  if (!ep.local && !curve && !out.insecure_remote)
+    throw input_error("env.options.endpoint: '" + out.endpoint +
+                      "' is not on this machine, and traffic to it would be plain text; set curve_server_key "
+                      "(docs/environments-external.md), or insecure_remote: \"true\" on a trusted network");
+  return out;
+}
+
+// --- the connection: one DEALER socket and a monitor of its events -------------------
+
+class external_env::connection {
+ public:
+  explicit connection(const external_env_options& o)
+      : dealer_(shared_context(), zmq::socket_type::dealer), monitor_(shared_context(), zmq::socket_type::pair) {
+    lim_.max_frame_bytes = static_cast<std::size_t>(o.max_message_bytes);
+    static std::atomic<std::uint64_t> counter{0};
+    const std::string addr = "inproc://troupe-external-env-monitor-" + std::to_string(counter++);
+    const int events = ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                       ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                       ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+    if (zmq_socket_monitor(dealer_.handle(), addr.c_str(), events) != 0) throw zmq::error_t();
+    monitor_.connect(addr);
+    dealer_.set(zmq::sockopt::linger, 100);     // a last `close` may still leave
+    dealer_.set(zmq::sockopt::immediate, 1);    // queue nothing for a server that is not there
+    dealer_.set(zmq::sockopt::maxmsgsize, o.max_message_bytes);
+    dealer_.set(zmq::sockopt::reconnect_ivl_max, 1000);
+    if (o.heartbeat_ms > 0) {
+      dealer_.set(zmq::sockopt::heartbeat_ivl, static_cast<int>(o.heartbeat_ms));
+      dealer_.set(zmq::sockopt::heartbeat_timeout, static_cast<int>(3 * o.heartbeat_ms));
+    }
+    curve_ = !o.curve_server_key.empty();
+    if (curve_) {
+      std::string pub = o.curve_public_key, sec = o.curve_secret_key;
+      if (pub.empty()) {  // a throwaway key pair: the server authenticates itself, not us
+        char p[41], s[41];
+        if (zmq_curve_keypair(p, s) != 0) throw zmq::error_t();
+        pub = p;
+        sec = s;
+      }
+      dealer_.set(zmq::sockopt::curve_serverkey, o.curve_server_key);
+      dealer_.set(zmq::sockopt::curve_publickey, pub);
+      dealer_.set(zmq::sockopt::curve_secretkey, sec);
+    }
+    dealer_.connect(o.endpoint);
+  }
+
+  ~connection() { zmq_socket_monitor(dealer_.handle(), nullptr, 0); }
+
+  // Waits until the transport is up (TCP connected, ZMTP and CURVE handshakes done).
+  void wait_ready(milliseconds timeout) {
+    const auto deadline = clock::now() + timeout;
+    for (;;) {
+      zmq_pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLOUT, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+      poll(items, deadline);
+      if (items[1].revents & ZMQ_POLLIN) read_events();
+      if (items[0].revents & ZMQ_POLLOUT) {
+        ready_ = true;
+        return;
+      }
+      if (clock::now() >= deadline)
+        throw transport_failure("cannot connect within " + std::to_string(timeout.count()) + " ms" +
+                                (last_event_.empty() ? std::string(" (is the server running?)") : " (" + last_event_ + ")"));
+    }
+  }
+
+  // Sends `r` with a fresh id and returns the reply with that id. Throws
+  // transport_failure, or input_error for a malformed reply.
+  env_protocol::reply call(env_protocol::request& r, milliseconds timeout) {
+    const auto deadline = clock::now() + timeout;
+    const std::string t = r.type;
+    send(r, deadline);
+    for (;;) {
+      zmq_pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLIN, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+      poll(items, deadline);
+      if (items[1].revents & ZMQ_POLLIN) {
+        read_events();
+        if (lost_) throw transport_failure("the connection dropped while waiting for the reply to " + t + " (" + last_event_ + ")");
+      }
+      if (items[0].revents & ZMQ_POLLIN) {
+        zmq::message_t msg;
+        (void)dealer_.recv(msg, zmq::recv_flags::dontwait);
+        if (msg.more()) {
+          int frames = 1;
+          for (; msg.more(); ++frames) (void)dealer_.recv(msg, zmq::recv_flags::dontwait);
+          throw input_error("the reply to " + t + " has " + std::to_string(frames) +
+                            " frames; the protocol sends one (no empty delimiter frame)");
+        }
+        auto rep = env_protocol::decode_reply(std::string_view(static_cast<const char*>(msg.data()), msg.size()), lim_);
+        if (rep.id == r.id || (rep.type == "error" && rep.id == 0)) return rep;
+        continue;  // a late reply to an earlier request: not ours
+      }
+      if (clock::now() >= deadline)
+        throw transport_failure("no reply to " + t + " within " + std::to_string(timeout.count()) + " ms");
+    }
+  }
+
+  // Sends without waiting for a reply (close); drops it if it cannot leave now.
+  void send_only(env_protocol::request& r) {
+    r.id = next_id_++;
+    env_protocol::encode(r, buf_);
+    (void)dealer_.send(zmq::const_buffer(buf_.data(), buf_.size()), zmq::send_flags::dontwait);
+  }
+
+  // True once the connection dropped after it was ready (the server exited or restarted).
+  bool lost() {
+    zmq_pollitem_t items[] = {{monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+    while (zmq_poll(items, 1, 0) > 0 && (items[0].revents & ZMQ_POLLIN)) read_events();
+    return lost_;
+  }
+
+ private:
+  void poll(zmq_pollitem_t* items, clock::time_point deadline) {
+    for (;;) {
+      if (zmq_poll(items, 2, ms_until(deadline)) >= 0) return;
+      if (zmq_errno() != EINTR) throw zmq::error_t();
+    }
+  }
+
+  void send(env_protocol::request& r, clock::time_point deadline) {
+    r.id = next_id_++;
+    env_protocol::encode(r, buf_);
+    if (buf_.size() > lim_.max_frame_bytes)
+      throw input_error("the " + r.type + " request is " + std::to_string(buf_.size()) +
+                        " bytes, more than max_message_bytes (" + std::to_string(lim_.max_frame_bytes) + ")");
+    // With ZMQ_IMMEDIATE a send only succeeds on an established connection; wait for
+    // one (a server restarting between episodes) until the deadline.
+    while (!dealer_.send(zmq::const_buffer(buf_.data(), buf_.size()), zmq::send_flags::dontwait)) {
+      zmq_pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLOUT, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
+      poll(items, deadline);
+      if (items[1].revents & ZMQ_POLLIN) read_events();
+      if (!(items[0].revents & ZMQ_POLLOUT) && clock::now() >= deadline)
+        throw transport_failure("cannot send " + r.type + ": not connected (" +
+                                (last_event_.empty() ? "the server is not there" : last_event_) + ")");
+    }
+  }
+
+  void read_events() {
+    zmq::message_t head, addr;
+    while (monitor_.recv(head, zmq::recv_flags::dontwait)) {
+      if (head.more()) (void)monitor_.recv(addr, zmq::recv_flags::dontwait);
+      if (head.size() < 6) continue;
+      std::uint16_t event = 0;
+      std::uint32_t value = 0;
+      std::memcpy(&event, head.data(), 2);
+      std::memcpy(&value, static_cast<const char*>(head.data()) + 2, 4);
+      switch (event) {
+        case ZMQ_EVENT_DISCONNECTED:
+          if (ready_) {
+            lost_ = true;
+            last_event_ = "the server closed the connection, exited, or sent a frame over max_message_bytes";
+          } else {  // a CURVE server drops a plain client, or one with the wrong server key, this way
+            last_event_ = curve_ ? "the server dropped the connection during the handshake: is curve_server_key "
+                                   "the server's public key?"
+                                 : "the server dropped the connection during the handshake: does it require "
+                                   "CURVE (curve_server_key)?";
+          }
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+          last_event_ = std::string("handshake failed: ") + std::strerror(static_cast<int>(value));
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+          last_event_ = value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH
+                          ? "security mismatch: one side uses CURVE and the other does not"
+                        : value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC
+                          ? "CURVE handshake failed: is curve_server_key the server's public key?"
+                          : "ZMTP handshake failed (protocol error " + std::to_string(value) + ")";
+          break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+          last_event_ = "the server refused this client's CURVE key (ZAP status " + std::to_string(value) + ")";
+          break;
+        default: break;
+      }
+    }
+  }
+
+  zmq::socket_t dealer_, monitor_;
+  env_protocol::limits lim_;
+  std::uint64_t next_id_ = 1;
+  std::string buf_;          // the last encoded request, reused
+  std::string last_event_;   // what the monitor last said went wrong, for messages
+  bool curve_ = false, ready_ = false, lost_ = false;
+};
+
+// --- the environment ----------------------------------------------------------------
+
+external_env::external_env(const environment_options& options) : external_env(external_env_options::parse(options)) {}
+
+external_env::external_env(external_env_options options) : opts_(std::move(options)) {}
+
+external_env::~external_env() {
+  if (conn_ && !episode_.empty()) {
+    env_protocol::request r;
+    r.type = "close";
+    r.episode = episode_;
+    conn_->send_only(r);
+  }
+}
+
+std::string external_env::where() const { return "external env '" + opts_.env + "' at " + opts_.endpoint + ": "; }
+
+std::vector<environment_info> external_env::connect() {
+  conn_.reset();
+  episode_.clear();
+  auto c = std::make_unique<connection>(opts_);
+  const auto deadline = clock::now() + milliseconds(opts_.connect_timeout_ms);
+  env_protocol::request hello;
+  hello.type = "hello";
+  hello.protocol = env_protocol::version;
+  hello.client = std::string("troupe/") + build_info::troupe_version;
+  env_protocol::reply rep;
+  try {
+    c->wait_ready(milliseconds(opts_.connect_timeout_ms));
+    rep = c->call(hello, std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - clock::now())));
+  } catch (const transport_failure& e) {
+    throw system_error(where() + "handshake: " + e.what());
+  } catch (const input_error& e) {
+    throw input_error(where() + "malformed reply to hello: " + e.what());
+  }
+  if (rep.type == "error")
+    throw input_error(where() + "the server refused the handshake (" + rep.code + "): " + rep.message +
+                      (rep.code == "protocol_version" ? " [troupe speaks protocol " + std::to_string(env_protocol::version) + "]" : ""));
+  if (rep.type != "welcome") throw input_error(where() + "malformed reply to hello: expected welcome, got " + rep.type);
+  if (rep.protocol != env_protocol::version)
+    throw input_error(where() + "the server speaks protocol " + std::to_string(rep.protocol) + ", troupe speaks " +
+                      std::to_string(env_protocol::version));
+  std::vector<std::string> names;
+  for (const auto& e : rep.environments) names.push_back(e.name);
+  if (std::find(names.begin(), names.end(), opts_.env) == names.end())
+    throw input_error(where() + "the server has no environment '" + opts_.env + "'" + suggest(opts_.env, names));
+  conn_ = std::move(c);
+  return rep.environments;
+}
+
+external_env::connection& external_env::connected() {
+  if (!conn_) connect();
+  return *conn_;
+}
+
+env_protocol::reply external_env::call(env_protocol::request& r, const char* want) {
+  auto& c = connected();  // throws with its own prefix
+  env_protocol::reply rep;
+  try {
+    rep = c.call(r, milliseconds(opts_.timeout_ms));
+  } catch (const transport_failure& e) {
+    conn_.reset();
+    episode_.clear();
+    throw system_error(where() + e.what());
+  } catch (const input_error& e) {
+    conn_.reset();
+    episode_.clear();
+    throw input_error(where() + "malformed reply to " + r.type + ": " + e.what());
+  }
+  if (rep.type == "error") {
+    // The connection stays: the server answered in the protocol. Its episode is gone.
+    episode_.clear();
+    if (rep.code == "handshake_required" || rep.code == "protocol_version") conn_.reset();
+    throw server_refused(where() + "the server answered " + r.type + " with error '" + rep.code + "': " + rep.message,
+                         rep.code);
+  }
+  if (rep.type != want) {
+    conn_.reset();
+    episode_.clear();
+    throw input_error(where() + "malformed reply to " + r.type + ": expected " + want + ", got " + rep.type);
+  }
+  return rep;
+}
+
+observation external_env::reset(const task& t) {
+  // A server that went away between episodes (restarted, say) has forgotten our
+  // handshake: start on a fresh connection rather than fail this episode.
+  if (conn_ && conn_->lost()) {
+    conn_.reset();
+    episode_.clear();
+  }
+  if (conn_ && !episode_.empty()) {
+    env_protocol::request close;
+    close.type = "close";
+    close.episode = episode_;
+    conn_->send_only(close);
+    episode_.clear();
+  }
+  env_protocol::request r;
+  r.type = "reset";
+  r.env = opts_.env;
+  r.t = t;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      auto rep = call(r, "observation");
+      episode_ = rep.episode;
+      return std::move(rep.obs);
+    } catch (const server_refused& e) {
+      // A server that restarted without our noticing asks for a handshake: once.
+      if (e.code != "handshake_required" || attempt > 0) throw;
+    }
+  }
+}
+
+step_result external_env::step(const std::string& action) {
+  if (conn_ && !episode_.empty() && conn_->lost()) {
+    conn_.reset();
+    episode_.clear();
+    throw system_error(where() + "the connection dropped during the episode (the server exited or restarted); "
+                       "the episode is lost");
+  }
+  if (!conn_ || episode_.empty())
+    throw input_error(where() + "step without an open episode (reset failed, or the episode is done)");
+  env_protocol::request r;
+  r.type = "step";
+  r.episode = episode_;
+  r.action = action;
+  auto rep = call(r, "step_result");
+  if (rep.result.done) episode_.clear();  // the server forgets a finished episode itself
+  return std::move(rep.result);
+}
+
+void external_env::ping() {
+  env_protocol::request r;
+  r.type = "ping";
+  call(r, "pong");
+}
+
+}  // namespace troupe
