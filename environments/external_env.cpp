@@ -277,6 +277,7 @@ class external_env::connection {
       zmq_pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLOUT, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
       poll(items, deadline);
       if (items[1].revents & ZMQ_POLLIN) read_events();
+      if (lost_) throw transport_failure("the connection dropped before " + r.type + " could be sent (" + last_event_ + ")");
       if (!(items[0].revents & ZMQ_POLLOUT) && clock::now() >= deadline)
         throw transport_failure("cannot send " + r.type + ": not connected (" +
                                 (last_event_.empty() ? "the server is not there" : last_event_) + ")");
@@ -445,12 +446,8 @@ observation external_env::reset(const task& t) {
 }
 
 step_result external_env::step(const std::string& action) {
-  if (conn_ && !episode_.empty() && conn_->lost()) {
-    conn_.reset();
-    episode_.clear();
-    throw system_error(where() + "the connection dropped during the episode (the server exited or restarted); "
-                       "the episode is lost");
-  }
+  // A connection that dropped since reset() shows in call(): its monitor event is
+  // already queued, so the wait for this step's reply ends at once.
   if (!conn_ || episode_.empty())
     throw input_error(where() + "step without an open episode (reset failed, or the episode is done)");
   env_protocol::request r;

@@ -240,6 +240,14 @@ TEST_F(external_env_test, a_server_that_goes_away_and_comes_back_serves_the_next
   // A restart between two episodes, unnoticed by the client, costs no episode.
   server.start({"--port", port});
   expect_healthy_episode(*env);
+  // A restart within an episode loses that episode, with the reason, and only that one.
+  auto game = client("guess", {{"endpoint", server.endpoint}});
+  game->reset(guess_task());
+  server.start({"--port", port});
+  err = error_of([&] { game->step("50"); });
+  EXPECT_HAS(err, "the connection dropped");
+  game->reset(guess_task("3"));
+  EXPECT_TRUE(game->step("3").done);
 }
 
 TEST_F(external_env_test, error_replies_fail_the_episode_and_keep_the_connection) {
