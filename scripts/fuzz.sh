@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target with clang (address + undefined sanitizers) and runs it.
 #   scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]
-# TARGET is safetensors or tokenizer; each fuzzes a parser of outside bytes. The
-# corpus starts from tests/fuzz/corpus/TARGET and grows in BUILD_DIR. A crash leaves
-# its input in BUILD_DIR and the script exits non-zero.
+# TARGET is safetensors, tokenizer or env_protocol; each fuzzes a parser of outside
+# bytes. The corpus starts from tests/fuzz/corpus/TARGET and grows in BUILD_DIR. A crash
+# leaves its input in BUILD_DIR and the script exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]}
@@ -14,13 +14,14 @@ mkdir -p "$out/corpus-$target"
 case "$target" in
   safetensors) sources="policies/safetensors.cpp core/error.cpp" ;;
   tokenizer)   sources="policies/tokenizer.cpp policies/bpe_tokenizer.cpp policies/char_tokenizer.cpp policies/unicode_text.cpp policies/unicode_nfc_tables.cpp core/error.cpp" ;;
-  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer)" >&2; exit 2 ;;
+  env_protocol) sources="environments/env_protocol.cpp core/error.cpp" ;;
+  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, env_protocol)" >&2; exit 2 ;;
 esac
 
 bin="$out/${target}_fuzz"
 # shellcheck disable=SC2086
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I. $(pkg-config --cflags re2) tests/fuzz/${target}_fuzz.cpp $sources \
+  -I. $(pkg-config --cflags re2) -DMSGPACK_NO_BOOST -DMSGPACK_DEFAULT_API_VERSION=3 tests/fuzz/${target}_fuzz.cpp $sources \
   $(pkg-config --libs re2) -o "$bin"
 seeds=()
 [ -d "tests/fuzz/corpus/$target" ] && seeds=("tests/fuzz/corpus/$target")
