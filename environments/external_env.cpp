@@ -91,7 +91,11 @@ void check_key(const std::string& option, const std::string& key) {
 // The ZeroMQ context of every instance. Never destroyed: zmq_ctx_term waits for every
 // socket to close, and an instance leaked at exit would hang the process there.
 zmq::context_t& shared_context() {
-  static auto* ctx = new zmq::context_t(1);
+  static auto* ctx = [] {
+    auto* c = new zmq::context_t(1);
+    c->set(zmq::ctxopt::max_sockets, 16384);  // two per instance; env.pool may be thousands
+    return c;
+  }();
   return *ctx;
 }
 
@@ -351,7 +355,12 @@ std::string external_env::where() const { return "external env '" + opts_.env + 
 std::vector<environment_info> external_env::connect() {
   conn_.reset();
   episode_.clear();
-  auto c = std::make_unique<connection>(opts_);
+  std::unique_ptr<connection> c;
+  try {
+    c = std::make_unique<connection>(opts_);
+  } catch (const zmq::error_t& e) {  // out of sockets or file descriptors, say
+    throw system_error(where() + "cannot open a socket: " + e.what());
+  }
   const auto deadline = clock::now() + milliseconds(opts_.connect_timeout_ms);
   env_protocol::request hello;
   hello.type = "hello";
@@ -363,6 +372,8 @@ std::vector<environment_info> external_env::connect() {
     rep = c->call(hello, std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(deadline - clock::now())));
   } catch (const transport_failure& e) {
     throw system_error(where() + "handshake: " + e.what());
+  } catch (const zmq::error_t& e) {
+    throw system_error(where() + "handshake: ZeroMQ: " + e.what());
   } catch (const input_error& e) {
     throw input_error(where() + "malformed reply to hello: " + e.what());
   }
@@ -395,6 +406,10 @@ env_protocol::reply external_env::call(env_protocol::request& r, const char* wan
     conn_.reset();
     episode_.clear();
     throw system_error(where() + e.what());
+  } catch (const zmq::error_t& e) {
+    conn_.reset();
+    episode_.clear();
+    throw system_error(where() + "ZeroMQ failed during " + r.type + ": " + e.what());
   } catch (const input_error& e) {
     conn_.reset();
     episode_.clear();

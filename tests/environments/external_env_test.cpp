@@ -170,6 +170,20 @@ TEST_F(external_env_test, episodes_on_separate_instances_run_concurrently) {
   EXPECT_TRUE(b->step("90").done);
 }
 
+TEST_F(external_env_test, a_pool_of_instances_keeps_one_episode_each) {
+  server.start({"--port", "0"});
+  std::vector<std::unique_ptr<environment>> pool;
+  for (int i = 0; i < 64; ++i) {
+    pool.push_back(client("guess"));
+    pool.back()->reset(guess_task(std::to_string(i + 1)));
+  }
+  for (int i = 0; i < 64; ++i) {
+    auto r = pool[static_cast<std::size_t>(i)]->step(std::to_string(i + 1));
+    EXPECT_TRUE(r.done);
+    EXPECT_EQ(r.rewards.at("solved"), 1.0) << i;
+  }
+}
+
 TEST_F(external_env_test, a_server_crash_mid_episode_fails_it_and_a_restarted_server_serves_the_next) {
   server.start({"--port", "0", "--crash-after-steps", "1"});
   auto env = client("guess");
