@@ -37,6 +37,12 @@ struct transport_failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A request troupe will not send (over max_message_bytes): nothing left, the
+// connection stays usable.
+struct request_too_large : input_error {
+  using input_error::input_error;
+};
+
 // An error reply: well-formed, so the connection stays usable.
 struct server_refused : input_error {
   server_refused(const std::string& what, std::string c) : input_error(what), code(std::move(c)) {}
@@ -164,7 +170,7 @@ class external_env::connection {
     r.id = next_id_++;
     env_protocol::encode(r, buf_);
     if (buf_.size() > lim_.max_frame_bytes)
-      throw input_error("the " + r.type + " request is " + std::to_string(buf_.size()) +
+      throw request_too_large("the " + r.type + " request is " + std::to_string(buf_.size()) +
                         " bytes, more than max_message_bytes (" + std::to_string(lim_.max_frame_bytes) + ")");
     // With ZMQ_IMMEDIATE a send only succeeds on an established connection; wait for
     // one (a server restarting between episodes) until the deadline.
@@ -293,6 +299,8 @@ env_protocol::reply external_env::call(env_protocol::request& r, const char* wan
   env_protocol::reply rep;
   try {
     rep = c.call(r, milliseconds(opts_.timeout_ms));
+  } catch (const request_too_large& e) {
+    throw input_error(where() + e.what());
   } catch (const transport_failure& e) {
     conn_.reset();
     episode_.clear();

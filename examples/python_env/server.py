@@ -183,6 +183,8 @@ class Server:
             reply = {"type": "step_result", "id": reply["id"]}
         elif kind == "frames":
             return [b"", msgpack.packb(reply)]
+        elif kind == "huge":  # over any sane max_message_bytes: the client must refuse it unread
+            reply = dict(reply, padding=b"\0" * (32 << 20))
         return [msgpack.packb(reply)]
 
     # --- the loop -----------------------------------------------------------------
@@ -232,7 +234,7 @@ def main():
     faults.add_argument("--crash-after-steps", type=int, default=None, help="answer N steps, then exit on the next")
     faults.add_argument("--hang-steps", type=int, default=0, help="never answer the first N step requests")
     faults.add_argument("--malformed-steps", type=int, default=0, help="answer the next N step requests wrongly")
-    faults.add_argument("--malformed-kind", choices=["bytes", "types", "missing", "frames"], default="bytes")
+    faults.add_argument("--malformed-kind", choices=["bytes", "types", "missing", "frames", "huge"], default="bytes")
     faults.add_argument("--protocol", type=int, default=PROTOCOL, help="the protocol version spoken (refuses others)")
     faults.add_argument("--welcome-protocol", type=int, default=0, help="claim this version in welcome regardless")
     args = p.parse_args()

@@ -149,6 +149,9 @@ TEST_F(external_env_test, malformed_replies_fail_the_episode_and_the_next_one_go
     {"types", "malformed reply to step: step_result: field 'rewards.correct': expected a number, got a string"},
     {"missing", "malformed reply to step: step_result: missing field 'observation'"},
     {"frames", "malformed reply to step: the reply to step has 2 frames"},
+    // ZeroMQ drops a frame over max_message_bytes (16 MiB) with its connection, unread.
+    {"huge", "the connection dropped while waiting for the reply to step (the server closed the connection, "
+             "exited, or sent a frame over max_message_bytes)"},
   };
   for (const auto& [kind, want] : kinds) {
     SCOPED_TRACE(kind);
@@ -159,6 +162,15 @@ TEST_F(external_env_test, malformed_replies_fail_the_episode_and_the_next_one_go
     EXPECT_HAS(err, want);
     expect_healthy_episode(*env);
   }
+}
+
+TEST_F(external_env_test, a_request_over_max_message_bytes_is_refused_before_sending) {
+  server.start({"--port", "0"});
+  auto env = client("arithmetic", {{"max_message_bytes", "1024"}});
+  auto err = error_of([&] { env->reset({"t", std::string(2000, '1'), {{"answer", "1"}}}); });
+  EXPECT_HAS(err, "external env 'arithmetic' at " + server.endpoint + ": the reset request is 20");
+  EXPECT_HAS(err, "bytes, more than max_message_bytes (1024)");
+  expect_healthy_episode(*env);
 }
 
 TEST_F(external_env_test, a_wrong_protocol_version_is_refused_with_both_versions_named) {
