@@ -43,7 +43,7 @@ TEST_F(external_env_host, a_hung_or_crashed_server_fails_episodes_and_the_pool_r
   caf::actor_system sys{cfg};
   env_host_options o;
   o.env = "external";
-  o.options = {{"endpoint", server.endpoint}, {"env", "arithmetic"}, {"timeout_ms", "300"},
+  o.options = {{"endpoint", server.endpoint}, {"env", "arithmetic"}, {"timeout_ms", "1000"},
                {"connect_timeout_ms", "1000"}};
   o.pool = 1;
   auto host = spawn_env_host(sys, o);
@@ -51,7 +51,7 @@ TEST_F(external_env_host, a_hung_or_crashed_server_fails_episodes_and_the_pool_r
 
   auto hung = judge(self, host, "46", "46");
   EXPECT_TRUE(hung.failed);
-  EXPECT_EQ(hung.error, "external env 'arithmetic' at " + server.endpoint + ": no reply to step within 300 ms");
+  EXPECT_EQ(hung.error, "external env 'arithmetic' at " + server.endpoint + ": no reply to step within 1000 ms");
 
   auto ok = judge(self, host, "46", "46\n");
   EXPECT_FALSE(ok.failed) << ok.error;

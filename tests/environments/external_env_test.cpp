@@ -38,11 +38,15 @@ class external_env_test : public ::testing::Test {
   }
 
   std::unique_ptr<environment> client(const std::string& env, environment_options extra = {}) {
-    environment_options o = {{"endpoint", server.endpoint}, {"env", env}, {"timeout_ms", "300"},
-                             {"connect_timeout_ms", "2000"}};
+    // Generous deadlines for what should succeed (a loaded CI machine), short ones
+    // (hang_timeout) where a test waits for a deadline to pass.
+    environment_options o = {{"endpoint", server.endpoint}, {"env", env}, {"timeout_ms", "10000"},
+                             {"connect_timeout_ms", "10000"}};
     for (auto& [k, v] : extra) o[k] = v;
     return make_environment("external", o);
   }
+
+  static constexpr const char* hang_timeout = "500";
 
   static task arithmetic_task() { return {"arithmetic/train/1", "12+34=", {{"answer", "46"}}}; }
   static task guess_task(const std::string& secret = "42") { return {"guess/1", "", {{"secret", secret}}}; }
@@ -136,10 +140,10 @@ TEST_F(external_env_test, a_server_crash_mid_episode_fails_it_and_a_restarted_se
 
 TEST_F(external_env_test, a_hanging_step_times_out_and_the_next_episode_reconnects) {
   server.start({"--port", "0", "--hang-steps", "1"});
-  auto env = client("arithmetic");
+  auto env = client("arithmetic", {{"timeout_ms", hang_timeout}});
   env->reset(arithmetic_task());
   const auto err = error_of([&] { env->step("46"); });
-  EXPECT_EQ(err, "external env 'arithmetic' at " + server.endpoint + ": no reply to step within 300 ms");
+  EXPECT_EQ(err, "external env 'arithmetic' at " + server.endpoint + ": no reply to step within 500 ms");
   expect_healthy_episode(*env);
 }
 
@@ -188,15 +192,20 @@ TEST_F(external_env_test, a_wrong_protocol_version_is_refused_with_both_versions
 
 TEST_F(external_env_test, a_server_that_goes_away_and_comes_back_serves_the_next_episode) {
   server.start({"--port", "0"});
-  auto env = client("arithmetic", {{"connect_timeout_ms", "300"}});
+  auto env = client("arithmetic");
   expect_healthy_episode(*env);
   const std::string port = server.port;
+  auto down = client("arithmetic", {{"connect_timeout_ms", hang_timeout}});
+  expect_healthy_episode(*down);
   server.stop();
   // Down: the episode fails within the connect timeout instead of hanging.
-  auto err = error_of([&] { env->reset(arithmetic_task()); });
+  auto err = error_of([&] { down->reset(arithmetic_task()); });
   EXPECT_HAS(err, "external env 'arithmetic' at tcp://127.0.0.1:" + port + ": ");
-  EXPECT_TRUE(err.find("cannot connect") != std::string::npos || err.find("cannot send") != std::string::npos) << err;
+  EXPECT_TRUE(err.find("cannot connect within 500 ms") != std::string::npos ||
+              err.find("cannot send reset") != std::string::npos)
+    << err;
   server.start({"--port", port});
+  expect_healthy_episode(*down);
   expect_healthy_episode(*env);
   // A restart between two episodes, unnoticed by the client, costs no episode.
   server.start({"--port", port});
@@ -244,11 +253,12 @@ TEST_F(external_env_test, curve_server_accepts_the_right_server_key_only) {
                                                 {"curve_public_key_file", keys / "client.key"},
                                                 {"curve_secret_key_file", keys / "client.key_secret"}});
   expect_healthy_episode(*with_client_keys);
-  auto plain = client("arithmetic", {{"connect_timeout_ms", "500"}});
+  auto plain = client("arithmetic", {{"connect_timeout_ms", hang_timeout}});
   auto err = error_of([&] { plain->reset(arithmetic_task()); });
   EXPECT_HAS(err, "handshake: cannot connect within 500 ms (the server dropped the connection during the "
                   "handshake: does it require CURVE (curve_server_key)?)");
-  auto wrong_key = client("arithmetic", {{"connect_timeout_ms", "500"}, {"curve_server_key_file", keys / "client.key"}});
+  auto wrong_key =
+    client("arithmetic", {{"connect_timeout_ms", hang_timeout}, {"curve_server_key_file", keys / "client.key"}});
   err = error_of([&] { wrong_key->reset(arithmetic_task()); });
   EXPECT_HAS(err, "handshake: cannot connect within 500 ms (the server dropped the connection during the "
                   "handshake: is curve_server_key the server's public key?)");
@@ -285,7 +295,7 @@ TEST(external_env_options, mistakes_name_the_option) {
 // is at fault (input_error: the server's bytes; system_error: the transport).
 TEST_F(external_env_test, failures_throw_troupe_error_types) {
   server.start({"--port", "0", "--hang-steps", "1", "--malformed-steps", "1"});
-  auto env = client("arithmetic");
+  auto env = client("arithmetic", {{"timeout_ms", hang_timeout}});
   env->reset(arithmetic_task());
   EXPECT_THROW(env->step("46"), system_error);
   env->reset(arithmetic_task());
