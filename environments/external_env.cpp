@@ -37,6 +37,15 @@ struct transport_failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The connection dropped (as opposed to a deadline passing).
+struct transport_lost : transport_failure {
+  using transport_failure::transport_failure;
+};
+// What call() makes of it, so that reset() can retry on a fresh connection.
+struct connection_dropped : system_error {
+  using system_error::system_error;
+};
+
 // A request troupe will not send (over max_message_bytes): nothing left, the
 // connection stays usable.
 struct request_too_large : input_error {
@@ -124,7 +133,7 @@ class external_env::connection {
       poll(items, deadline);
       if (items[1].revents & ZMQ_POLLIN) {
         read_events();
-        if (lost_) throw transport_failure("the connection dropped while waiting for the reply to " + t + " (" + last_event_ + ")");
+        if (lost_) throw transport_lost("the connection dropped while waiting for the reply to " + t + " (" + last_event_ + ")");
       }
       if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t msg;
@@ -178,7 +187,7 @@ class external_env::connection {
       zmq_pollitem_t items[] = {{dealer_.handle(), 0, ZMQ_POLLOUT, 0}, {monitor_.handle(), 0, ZMQ_POLLIN, 0}};
       poll(items, deadline);
       if (items[1].revents & ZMQ_POLLIN) read_events();
-      if (lost_) throw transport_failure("the connection dropped before " + r.type + " could be sent (" + last_event_ + ")");
+      if (lost_) throw transport_lost("the connection dropped before " + r.type + " could be sent (" + last_event_ + ")");
       if (!(items[0].revents & ZMQ_POLLOUT) && clock::now() >= deadline)
         throw transport_failure("cannot send " + r.type + ": not connected (" +
                                 (last_event_.empty() ? "the server is not there" : last_event_) + ")");
@@ -301,6 +310,10 @@ env_protocol::reply external_env::call(env_protocol::request& r, const char* wan
     rep = c.call(r, milliseconds(opts_.timeout_ms));
   } catch (const request_too_large& e) {
     throw input_error(where() + e.what());
+  } catch (const transport_lost& e) {
+    conn_.reset();
+    episode_.clear();
+    throw connection_dropped(where() + e.what());
   } catch (const transport_failure& e) {
     conn_.reset();
     episode_.clear();
@@ -355,6 +368,10 @@ observation external_env::reset(const task& t) {
     } catch (const server_refused& e) {
       // A server that restarted without our noticing asks for a handshake: once.
       if (e.code != "handshake_required" || attempt > 0) throw;
+    } catch (const connection_dropped&) {
+      // The drop was not yet known when the reset left (a server that just exited or
+      // restarted): nothing of this episode happened, so try once on a fresh connection.
+      if (attempt > 0) throw;
     }
   }
 }
