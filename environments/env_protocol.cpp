@@ -124,7 +124,8 @@ class fields {
     std::vector<std::string> out;
     if (o == nullptr) return out;
     if (o->type != msgpack::type::ARRAY) wrong(path(key), "a list of strings", *o);
-    if (o->via.array.size > lim.max_entries) throw input_error(path(key) + ": more than " + std::to_string(lim.max_entries) + " items");
+    if (o->via.array.size > lim.max_entries)
+      throw input_error(path(key) + ": more than " + std::to_string(lim.max_entries) + " items");
     for (std::uint32_t i = 0; i < o->via.array.size; ++i)
       out.push_back(as_string(o->via.array.ptr[i], path(key) + "[" + std::to_string(i) + "]"));
     return out;

@@ -118,7 +118,8 @@ class external_env::connection {
       }
       if (clock::now() >= deadline)
         throw transport_failure("cannot connect within " + std::to_string(timeout.count()) + " ms" +
-                                (last_event_.empty() ? std::string(" (is the server running?)") : " (" + last_event_ + ")"));
+                                (last_event_.empty() ? std::string(" (is the server running?)")
+                                                     : " (" + last_event_ + ")"));
     }
   }
 
@@ -133,7 +134,8 @@ class external_env::connection {
       poll(items, deadline);
       if (items[1].revents & ZMQ_POLLIN) {
         read_events();
-        if (lost_) throw transport_lost("the connection dropped while waiting for the reply to " + t + " (" + last_event_ + ")");
+        if (lost_)
+          throw transport_lost("the connection dropped while waiting for the reply to " + t + " (" + last_event_ + ")");
       }
       if (items[0].revents & ZMQ_POLLIN) {
         zmq::message_t msg;
@@ -180,7 +182,7 @@ class external_env::connection {
     env_protocol::encode(r, buf_);
     if (buf_.size() > lim_.max_frame_bytes)
       throw request_too_large("the " + r.type + " request is " + std::to_string(buf_.size()) +
-                        " bytes, more than max_message_bytes (" + std::to_string(lim_.max_frame_bytes) + ")");
+                              " bytes, more than max_message_bytes (" + std::to_string(lim_.max_frame_bytes) + ")");
     // With ZMQ_IMMEDIATE a send only succeeds on an established connection; wait for
     // one (a server restarting between episodes) until the deadline.
     while (!dealer_.send(zmq::const_buffer(buf_.data(), buf_.size()), zmq::send_flags::dontwait)) {
@@ -285,7 +287,9 @@ std::vector<environment_info> external_env::connect() {
   }
   if (rep.type == "error")
     throw input_error(where() + "the server refused the handshake (" + rep.code + "): " + rep.message +
-                      (rep.code == "protocol_version" ? " [troupe speaks protocol " + std::to_string(env_protocol::version) + "]" : ""));
+                      (rep.code == "protocol_version"
+                         ? " [troupe speaks protocol " + std::to_string(env_protocol::version) + "]"
+                         : ""));
   if (rep.type != "welcome") throw input_error(where() + "malformed reply to hello: expected welcome, got " + rep.type);
   if (rep.protocol != env_protocol::version)
     throw input_error(where() + "the server speaks protocol " + std::to_string(rep.protocol) + ", troupe speaks " +
