@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target with clang (address + undefined sanitizers) and runs it.
 #   scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]
-# TARGET is safetensors, tokenizer, environments or rails; each fuzzes a parser of outside bytes. The
-# corpus starts from tests/fuzz/corpus/TARGET and grows in BUILD_DIR. A crash leaves
-# its input in BUILD_DIR and the script exits non-zero.
+# TARGET is safetensors, tokenizer, environments, rails or env_protocol; each fuzzes a
+# parser of outside bytes. The corpus starts from tests/fuzz/corpus/TARGET and grows in
+# BUILD_DIR. A crash leaves its input in BUILD_DIR and the script exits non-zero.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]}
@@ -18,13 +18,14 @@ case "$target" in
                libs="-lyaml-cpp" ;;
   rails)       sources="$(ls guardrails/*.cpp) core/config_tree.cpp core/config_binding.cpp core/error.cpp"
                libs="-lyaml-cpp -pthread" ;;
-  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, environments, rails)" >&2; exit 2 ;;
+  env_protocol) sources="environments/env_protocol.cpp core/error.cpp" ;;
+  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, environments, rails, env_protocol)" >&2; exit 2 ;;
 esac
 
 bin="$out/${target}_fuzz"
 # shellcheck disable=SC2086
 clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-  -I. $(pkg-config --cflags re2) tests/fuzz/${target}_fuzz.cpp $sources \
+  -I. $(pkg-config --cflags re2) -DMSGPACK_NO_BOOST -DMSGPACK_DEFAULT_API_VERSION=3 tests/fuzz/${target}_fuzz.cpp $sources \
   $(pkg-config --libs re2) ${libs:-} -o "$bin"
 seeds=()
 [ -d "tests/fuzz/corpus/$target" ] && seeds=("tests/fuzz/corpus/$target")

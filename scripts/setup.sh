@@ -34,7 +34,8 @@ say() { printf '[setup] %s\n' "$*"; }
 packages=(build-essential cmake pkg-config ccache python3-venv
           libcaf-dev libzmq3-dev cppzmq-dev libmsgpack-cxx-dev libboost-dev
           libyaml-cpp-dev nlohmann-json3-dev libre2-dev libsqlite3-dev libssl-dev
-          libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev)
+          libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
+          python3-zmq python3-msgpack)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
