@@ -579,6 +579,11 @@ void validate_grpo(const experiment_config& cfg) {
   if (cfg.policy.chat_format != "auto") chat_format_from_name(cfg.policy.chat_format);
   // The environment and its tasks, built once here so that unknown names, bad options
   // and malformed task files fail before a run directory exists.
+  std::vector<std::string> envs;
+  for (const auto& e : registered_environments()) envs.push_back(e.name);
+  if (std::find(envs.begin(), envs.end(), cfg.env.name) == envs.end())
+    throw input_error("env.name: unknown environment '" + cfg.env.name + "'" + suggest(cfg.env.name, envs) +
+                      " (troupe envs list shows them)");
   make_environment(cfg.env.name, cfg.env.options);
   const auto tasks = make_task_source(cfg.env.name, cfg.env.options, static_cast<std::uint64_t>(cfg.run.seed));
   if (tasks->size(split::eval).value_or(1) == 0)

@@ -7,6 +7,7 @@
 #include "core/config_tree.hpp"
 #include "core/error.hpp"
 #include "environments/external_env.hpp"
+#include "environments/options.hpp"
 
 namespace troupe {
 
@@ -83,6 +84,7 @@ external_env_options external_env_options::parse(const environment_options& o) {
   node.type = config_node::kind::mapping;
   node.where = {"environment 'external'", 0};
   for (const auto& [k, v] : o) {
+    if (is_task_source_option(k)) continue;  // the task source's, not the bridge's
     config_node leaf;
     leaf.type = config_node::kind::scalar;
     leaf.scalar = v;

@@ -13,6 +13,7 @@
 #include "core/run_dir.hpp"
 #include "policies/safetensors.hpp"
 #include "core/store.hpp"
+#include "tests/support/env_server.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace troupe {
@@ -346,6 +347,28 @@ TEST(cli, grpo_trains_a_hugging_face_policy_named_by_policy_path) {
   auto bad = troupe(dir, "run '" + example + "' policy.path=nowhere");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("policy.path: 'nowhere' is not a Hugging Face model directory"), std::string::npos) << bad.err;
+}
+
+TEST(cli, grpo_trains_against_the_python_environment_server) {
+  if (!testing::python_has_zmq_and_msgpack()) GTEST_SKIP() << "/usr/bin/python3 lacks zmq or msgpack (scripts/setup.sh installs them)";
+  testing::temp_dir dir;
+  testing::server_process server;
+  server.start({"--port", "0"});
+  if (HasFatalFailure()) return;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_python_env.yaml";
+  auto r = troupe(dir, "run '" + example + "' env.options.endpoint=" + server.endpoint +
+                         " env.options.tasks_file='" TROUPE_SOURCE_DIR "/examples/python_env/tasks.jsonl' run.name=py "
+                         "sft.steps=20 grpo.steps=3 grpo.prompts_per_step=4 grpo.group_size=4 grpo.eval_prompts=8 "
+                         "system.progress=off");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto store = run_store::open(dir / "runs/py/store.sqlite", store_mode::read_only);
+  ASSERT_EQ(store.metrics("train/failed_episodes").size(), 3u);
+  for (const auto& m : store.metrics("train/failed_episodes")) EXPECT_EQ(m.value, 0.0) << "step " << m.step;
+  // The server's judgement reached the rewards: its components are in the rollouts.
+  const auto rollouts = store.rollouts(100);
+  ASSERT_FALSE(rollouts.empty());
+  EXPECT_NE(rollouts[0].rewards_json.find("\"format\""), std::string::npos) << rollouts[0].rewards_json;
+  EXPECT_EQ(store.metrics("eval/pass@1").size(), 2u);
 }
 
 TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
