@@ -1,5 +1,7 @@
 #include "actors/weight_transport.hpp"
 
+#include "actors/weight_snapshot.hpp"
+
 // ProcessGroupGloo.hpp is compiled only under USE_C10D_GLOO (the wheel was built with it;
 // its CMake config does not say so). Its gloo/ includes resolve to actors/gloo_headers/.
 #define USE_C10D_GLOO 1
@@ -30,40 +32,28 @@ std::string shape_text(const torch::Tensor& t) {
 in_process_weight_transport::in_process_weight_transport() : channel_(std::make_shared<channel>()) {}
 
 void in_process_weight_transport::send(std::int64_t version, const named_tensors& weights) {
-  auto p = std::make_shared<published>();
-  p->version = version;
-  {
-    torch::NoGradGuard g;
-    for (const auto& w : weights) {
-      p->names.push_back(w.key());
-      p->tensors.push_back(w.value().detach().clone());
-    }
-  }
+  weight_update u{version, std::make_shared<const weight_snapshot>(weights)};
   std::lock_guard<std::mutex> lock(channel_->mutex);
-  channel_->latest = std::move(p);
+  channel_->latest = std::move(u);
   ++channel_->sends;
   channel_->changed.notify_all();
 }
 
 std::int64_t in_process_weight_transport::receive(named_tensors& weights) {
-  std::shared_ptr<const published> p;
+  weight_update u;
   {
     std::unique_lock<std::mutex> lock(channel_->mutex);
     channel_->changed.wait(lock, [&] { return channel_->sends > received_sends_; });
-    p = channel_->latest;
+    u = channel_->latest;
     received_sends_ = channel_->sends;
   }
-  if (p->tensors.size() != weights.size())
-    throw input_error("weight update: " + std::to_string(p->tensors.size()) + " tensors for a receiver with " +
-                      std::to_string(weights.size()));
-  torch::NoGradGuard g;
-  for (std::size_t i = 0; i < p->tensors.size(); ++i) {
-    auto* dst = weights.find(p->names[i]);
-    if (dst == nullptr || !dst->sizes().equals(p->tensors[i].sizes()))
-      throw input_error("weight update: tensor '" + p->names[i] + "' does not fit the receiver");
-    dst->copy_(p->tensors[i]);
-  }
-  return p->version;
+  u.weights->load_into(weights);
+  return u.version;
+}
+
+weight_update in_process_weight_transport::latest() const {
+  std::lock_guard<std::mutex> lock(channel_->mutex);
+  return channel_->latest;
 }
 
 // --- Gloo ------------------------------------------------------------------------------

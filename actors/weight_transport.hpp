@@ -1,8 +1,8 @@
 // Moving a policy's weights from the trainer to the generators (DESIGN.md "Weight sync
 // and FP8"), behind one interface with two transports:
 //   in_process_weight_transport  trainer and generators share a process: send() publishes
-//                                an immutable copy (like weight_snapshot), receive() copies
-//                                it into the receiver's tensors;
+//                                an immutable weight_snapshot, receive() copies it into
+//                                the receiver's tensors;
 //   gloo_weight_transport        across processes: PyTorch c10d's ProcessGroupGloo over a
 //                                TCPStore rendezvous, rank 0 broadcasting to the others in
 //                                buckets of bucket_bytes, optionally FP8-encoded.
@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/weight_sync.hpp"
 #include "policies/fp8_weights_config.hpp"
 
 namespace troupe {
@@ -37,31 +38,30 @@ class weight_transport {
   virtual std::int64_t receive(named_tensors& weights) = 0;
 };
 
-// One process. send() clones the tensors (the sender may keep training) and publishes the
-// copy. Copies of one in_process_weight_transport share its channel, and each copy
-// remembers the last version it received: give each receiver its own copy. receive()
-// returns the newest version that copy has not received yet, waiting while there is
-// none; a receiver that fell behind skips the versions in between.
+// One process: the trainer's weight_update of actors/weight_sync.hpp behind this
+// interface. send() publishes a weight_snapshot (detached clones: the sender may keep
+// training). Copies of one in_process_weight_transport share its channel, and each copy
+// remembers how far it has received: give each receiver its own copy. receive() loads
+// the newest update that copy has not received yet, waiting while there is none; a
+// receiver that fell behind skips the updates in between.
 class in_process_weight_transport : public weight_transport {
  public:
   in_process_weight_transport();
   void send(std::int64_t version, const named_tensors& weights) override;
   std::int64_t receive(named_tensors& weights) override;
+  // The newest update (weights null before the first send), for a generator actor that
+  // takes it as a message.
+  weight_update latest() const;
 
  private:
-  struct published {
-    std::int64_t version = 0;
-    std::vector<std::string> names;
-    std::vector<torch::Tensor> tensors;
-  };
   struct channel {
-    std::mutex mutex;
+    mutable std::mutex mutex;
     std::condition_variable changed;
-    std::shared_ptr<const published> latest;  // guarded by mutex
-    std::int64_t sends = 0;                   // guarded by mutex
+    weight_update latest;    // guarded by mutex
+    std::int64_t sends = 0;  // guarded by mutex
   };
   std::shared_ptr<channel> channel_;
-  std::int64_t received_sends_ = 0;  // this copy's count of sends it has seen
+  std::int64_t received_sends_ = 0;  // this copy's count of sends it has loaded
 };
 
 struct gloo_transport_options {
