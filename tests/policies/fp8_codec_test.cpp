@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "core/config_tree.hpp"
 #include "core/error.hpp"
 #include "policies/checkpoint.hpp"
 #include "policies/fp8_codec.hpp"
@@ -479,6 +480,21 @@ TEST(fp8_weights_config, reads_and_validates_like_other_sections) {
   EXPECT_EQ(keys.names, (std::vector<std::string>{"scaling", "block_size", "quantize", "keep"}));
   EXPECT_NE(write_config(fp8_weights_config{}).find("keep: [\"*embed*\""), std::string::npos)
       << write_config(fp8_weights_config{});
+}
+
+TEST(fp8_weights_config, a_yaml_section_reads_into_it_and_bad_values_name_their_key) {
+  const auto c = read_config<fp8_weights_config>(
+      parse_config_text("scaling: tensor\nquantize: ['*.mlp.*']\nkeep: []\n", "fp8.yaml"));
+  EXPECT_EQ(c.scaling_mode(), fp8_scaling::tensor);
+  EXPECT_EQ(c.block_size, 128);
+  EXPECT_TRUE(c.selects("model.layers.0.mlp.down_proj.weight", 2));
+  EXPECT_FALSE(c.selects("model.layers.0.self_attn.q_proj.weight", 2));
+  const auto err = input_error_of([] { read_config<fp8_weights_config>(parse_config_text("scaling: row\n", "fp8.yaml")); });
+  EXPECT_NE(err.find("fp8.yaml"), std::string::npos) << err;
+  EXPECT_NE(err.find("scaling"), std::string::npos) << err;
+  EXPECT_NE(input_error_of([] { read_config<fp8_weights_config>(parse_config_text("block: 64\n", "fp8.yaml")); })
+                .find("block_size"),
+            std::string::npos);
 }
 
 TEST(fp8_weights, the_tiny_llama_quantizes_its_projections_and_keeps_embeddings_norms_and_head) {
