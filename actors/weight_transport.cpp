@@ -14,6 +14,7 @@
 
 #include "core/error.hpp"
 #include "core/hash.hpp"
+#include "policies/fp8_codec.hpp"
 #include "policies/fp8_weights.hpp"
 
 namespace troupe {
@@ -112,6 +113,17 @@ struct gloo_weight_transport::impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
   std::chrono::milliseconds timeout{0};
+  // Host buffers per tensor of the plan, kept between updates: a fresh allocation of this
+  // size is fresh pages, and faulting them in cost more than the FP8 codec itself.
+  std::vector<torch::Tensor> codes, scales, staging;
+
+  static torch::Tensor& cached(std::vector<torch::Tensor>& cache, std::size_t i, at::IntArrayRef shape,
+                               torch::ScalarType dtype) {
+    if (cache.size() <= i) cache.resize(i + 1);
+    auto& t = cache[i];
+    if (!t.defined() || !t.sizes().equals(shape) || t.scalar_type() != dtype) t = torch::empty(shape, dtype);
+    return t;
+  }
 
   void broadcast(torch::Tensor& t) {
     std::vector<at::Tensor> ts{t};
@@ -212,15 +224,28 @@ void gloo_weight_transport::send(std::int64_t version, const named_tensors& weig
 
   std::vector<torch::Tensor> keep_alive;
   std::vector<segment> segments;
+  const int threads = at::get_num_threads();
   std::size_t i = 0;
   for (const auto& w : weights) {
+    const std::size_t k = i;
     const auto& item = plan.items[i++];
     if (item.fp8) {
-      auto e = fp8_encode_tensor(w.value().detach(), options_.fp8->scaling_mode(), options_.fp8->block_size);
-      keep_alive.push_back(host_contiguous(e.codes));
-      segments.push_back({bytes_of(keep_alive.back()), item.layout.elements()});
-      keep_alive.push_back(host_contiguous(e.scales));
-      segments.push_back({bytes_of(keep_alive.back()), 4 * item.layout.scales()});
+      const auto& l = item.layout;
+      auto& codes = impl::cached(impl_->codes, k, {l.rows, l.cols}, torch::kUInt8);
+      auto& scales = impl::cached(impl_->scales, k, {l.scale_rows(), l.scale_cols()}, torch::kFloat32);
+      const torch::Tensor& x = w.value();
+      if (x.is_cpu() && x.is_contiguous() && x.scalar_type() == torch::kFloat32) {
+        fp8_encode(x.data_ptr<float>(), l, codes.data_ptr<std::uint8_t>(), scales.data_ptr<float>(), threads);
+      } else if (x.is_cpu() && x.is_contiguous() && x.scalar_type() == torch::kBFloat16) {
+        fp8_encode_bf16(static_cast<const std::uint16_t*>(x.data_ptr()), l, codes.data_ptr<std::uint8_t>(),
+                        scales.data_ptr<float>(), threads);
+      } else {  // on a device, or another dtype: encode there, then to the host buffers
+        auto e = fp8_encode_tensor(x.detach(), options_.fp8->scaling_mode(), options_.fp8->block_size);
+        codes.copy_(e.codes.view(torch::kUInt8));
+        scales.copy_(e.scales);
+      }
+      segments.push_back({bytes_of(codes), l.elements()});
+      segments.push_back({bytes_of(scales), 4 * l.scales()});
     } else {
       keep_alive.push_back(host_contiguous(w.value()));
       segments.push_back({bytes_of(keep_alive.back()), item.bytes});
@@ -245,42 +270,47 @@ std::int64_t gloo_weight_transport::receive(named_tensors& weights) {
                       " bytes): names, shapes, dtypes or the fp8 settings differ");
 
   // Where each tensor's bytes land: raw CPU contiguous tensors directly, the others in
-  // host buffers that are decoded or copied afterwards.
-  struct landing {
-    torch::Tensor* dst;
-    torch::Tensor buffer;  // raw staging, or fp8 codes
-    torch::Tensor scales;  // fp8
-  };
-  std::vector<landing> landings;
+  // the cached host buffers, decoded or copied afterwards.
   std::vector<segment> segments;
   std::size_t i = 0;
   for (auto& w : weights) {
+    const std::size_t k = i;
     const auto& item = plan.items[i++];
     torch::Tensor& t = w.value();
-    landing l{&t, {}, {}};
     if (item.fp8) {
-      l.buffer = torch::empty({item.layout.rows, item.layout.cols}, torch::kUInt8);
-      l.scales = torch::empty({item.layout.scale_rows(), item.layout.scale_cols()}, torch::kFloat32);
-      segments.push_back({bytes_of(l.buffer), item.layout.elements()});
-      segments.push_back({bytes_of(l.scales), 4 * item.layout.scales()});
+      const auto& l = item.layout;
+      segments.push_back({bytes_of(impl::cached(impl_->codes, k, {l.rows, l.cols}, torch::kUInt8)), l.elements()});
+      segments.push_back(
+          {bytes_of(impl::cached(impl_->scales, k, {l.scale_rows(), l.scale_cols()}, torch::kFloat32)),
+           4 * l.scales()});
     } else if (t.is_cpu() && t.is_contiguous()) {
       segments.push_back({bytes_of(t), item.bytes});
     } else {
-      l.buffer = torch::empty(t.sizes(), torch::TensorOptions().dtype(t.scalar_type()));
-      segments.push_back({bytes_of(l.buffer), item.bytes});
+      segments.push_back({bytes_of(impl::cached(impl_->staging, k, t.sizes(), t.scalar_type())), item.bytes});
     }
-    landings.push_back(std::move(l));
   }
   impl_->stream(segments, options_.bucket_bytes, /*sending=*/false);
 
+  const int threads = at::get_num_threads();
   i = 0;
-  for (auto& l : landings) {
+  for (auto& w : weights) {
+    const std::size_t k = i;
     const auto& item = plan.items[i++];
+    torch::Tensor& t = w.value();
     if (item.fp8) {
-      fp8_encoded e{l.buffer.view(torch::kFloat8_e4m3fn), l.scales, item.layout};
-      l.dst->copy_(fp8_decode_tensor(e, l.dst->scalar_type()));
-    } else if (l.buffer.defined()) {
-      l.dst->copy_(l.buffer);
+      const auto& l = item.layout;
+      const auto* codes = impl_->codes[k].data_ptr<std::uint8_t>();
+      const auto* scales = impl_->scales[k].data_ptr<float>();
+      if (t.is_cpu() && t.is_contiguous() && t.scalar_type() == torch::kFloat32) {
+        fp8_decode(codes, scales, l, t.data_ptr<float>(), threads);  // straight into the receiver's tensor
+      } else if (t.is_cpu() && t.is_contiguous() && t.scalar_type() == torch::kBFloat16) {
+        fp8_decode_bf16(codes, scales, l, static_cast<std::uint16_t*>(t.data_ptr()), threads);
+      } else {
+        fp8_encoded e{impl_->codes[k].view(torch::kFloat8_e4m3fn).to(t.device()), impl_->scales[k].to(t.device()), l};
+        t.copy_(fp8_decode_tensor(e, t.scalar_type()));
+      }
+    } else if (!(t.is_cpu() && t.is_contiguous())) {
+      t.copy_(impl_->staging[k]);
     }
   }
   last_wire_bytes_ = plan.total_bytes;

@@ -78,7 +78,10 @@ struct gloo_transport_options {
 
 // A c10d Gloo process group of world_size processes (CPU tensors on the wire; tensors on
 // another device are copied through the host). The constructor blocks until every rank
-// has joined, or throws system_error after timeout_s.
+// has joined, or throws system_error after timeout_s. Host buffers for FP8 codes and
+// scales, and for staging device tensors, are kept from one update to the next. On a
+// receiver, CPU contiguous tensors are filled in place (FP8 ones decoded straight into
+// them).
 class gloo_weight_transport : public weight_transport {
  public:
   explicit gloo_weight_transport(const gloo_transport_options& options);

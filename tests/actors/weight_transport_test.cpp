@@ -112,10 +112,10 @@ std::string expected_lines(std::int64_t version, const named_tensors& weights, b
   return out + "wire_bytes " + std::to_string(wire_bytes) + "\n";
 }
 
-void send_and_compare(bool fp8, std::int64_t bucket) {
+void send_and_compare(bool fp8, std::int64_t bucket, bool strided = false) {
   testing::temp_dir dir;
   const int port = free_port();
-  peer p(port, fp8 ? "fp8" : "raw", bucket, 2, dir / "received.txt");
+  peer p(port, std::string(fp8 ? "fp8" : "raw") + (strided ? "-strided" : ""), bucket, 2, dir / "received.txt");
   gloo_transport_options o;
   o.port = port;
   o.rank = 0;
@@ -152,6 +152,11 @@ TEST(gloo_weight_transport, a_second_process_receives_one_tensor_across_many_sma
 
 TEST(gloo_weight_transport, fp8_on_the_wire_arrives_as_the_fp8_round_trip_of_the_selected_tensors) {
   send_and_compare(true, 1 << 20);
+}
+
+TEST(gloo_weight_transport, non_contiguous_receiver_tensors_are_filled_through_staging_raw_and_fp8) {
+  send_and_compare(false, 1 << 20, true);
+  send_and_compare(true, 1 << 20, true);
 }
 
 TEST(gloo_weight_transport, a_receiver_whose_tensors_differ_is_refused_and_the_sender_fails) {
