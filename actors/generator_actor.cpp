@@ -11,17 +11,23 @@
 
 namespace troupe {
 
-weight_snapshot::weight_snapshot(causal_lm& model) {
+weight_snapshot::weight_snapshot(causal_lm& model) : weight_snapshot(model->named_parameters()) {}
+
+weight_snapshot::weight_snapshot(const torch::OrderedDict<std::string, torch::Tensor>& weights) {
   torch::NoGradGuard g;
-  for (const auto& p : model->named_parameters()) {
+  for (const auto& p : weights) {
     names.push_back(p.key());
     tensors.push_back(p.value().detach().clone());
   }
 }
 
 void weight_snapshot::load_into(causal_lm& model) const {
-  torch::NoGradGuard g;
   auto params = model->named_parameters();
+  load_into(params);
+}
+
+void weight_snapshot::load_into(torch::OrderedDict<std::string, torch::Tensor>& params) const {
+  torch::NoGradGuard g;
   if (params.size() != tensors.size())
     throw input_error("weight update: " + std::to_string(tensors.size()) + " tensors for a model with " +
                       std::to_string(params.size()));

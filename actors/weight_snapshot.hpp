@@ -18,6 +18,9 @@ class weight_snapshot {
   // Copies the snapshot into `model`'s parameters. Throws input_error when the names or
   // shapes differ (a snapshot of another model).
   void load_into(causal_lm& model) const;
+  // The same for a named weights map (actors/weight_transport.hpp).
+  explicit weight_snapshot(const torch::OrderedDict<std::string, torch::Tensor>& weights);
+  void load_into(torch::OrderedDict<std::string, torch::Tensor>& weights) const;
 
   std::vector<std::string> names;
   std::vector<torch::Tensor> tensors;

@@ -65,6 +65,7 @@ big=$build/bench-models/llama-110m
     done
   done
 } | tee "$out/generate_bench.txt"
+"$build/bench/fp8_bench" --benchmark_counters_tabular=true | tee "$out/fp8_bench.txt"
 
 step "done (tests rc=$tests_rc)"
 exit "$tests_rc"
