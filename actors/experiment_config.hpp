@@ -30,6 +30,7 @@ struct experiment_config {
   env_section env;
   reward_section reward;
   guardrails_section guardrails;
+  weight_sync_section weight_sync;
 
   template <class V>
   void describe(V& v) {
@@ -45,6 +46,7 @@ struct experiment_config {
     v.field("env", env, "the environment");
     v.field("reward", reward, "how reward components combine");
     v.field("guardrails", guardrails, "rails on the policy's output, as reward components");
+    v.field("weight_sync", weight_sync, "how updated weights reach the generator");
   }
 };
 

@@ -183,6 +183,7 @@ void grpo_run::setup() {
   to.sft.microbatch_size = cfg_.sft.microbatch_size;
   to.sft.lr_schedule = "constant";
   to.sft.warmup_steps = 0;
+  if (cfg_.weight_sync.codec == "fp8") to.fp8_sync = cfg_.weight_sync.fp8;
   trainer_ = spawn_trainer_actor(ctx_.sys, policy, to);
   generator_ = spawn_generator(ctx_.sys, gen_copy, tok_, 0);
   publish_weights();
@@ -458,6 +459,12 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   }
   for (std::int64_t k = 0; k <= g.max_staleness; ++k) m["train/staleness/" + std::to_string(k)] = staleness[k];
   m["train/staleness_mean"] = staleness_sum / n;
+  // Per rail: the share of this step's completions it triggered on (any action but
+  // allow). Every rail reports each step, 0 included, so the curve has no holes.
+  std::map<std::string, double> triggered;
+  for (const auto& r : rs)
+    for (const auto& v : r.verdicts) triggered[v.rail] += v.action == rail_action::allow ? 0.0 : 1.0;
+  for (const auto& [rail, count] : triggered) m["rails/" + rail + "/trigger_rate"] = count / n;
   m["train/staleness_max"] = staleness_max;
   m["train/reward_mean"] = rewards.mean().item<double>();
   m["train/accuracy"] = correct / n;
@@ -608,6 +615,8 @@ void validate_grpo(const experiment_config& cfg) {
   under_grpo([&] { cfg.grpo.loss.validate(); });
   under_grpo([&] { cfg.grpo.advantages.validate(); });
   cfg.trainer.validate("trainer");
+  if (cfg.weight_sync.codec == "fp8") cfg.weight_sync.fp8.validate("weight_sync.fp8");
+  make_rails(cfg.guardrails);  // a bad rails file fails here, naming file:line and the rail
   reward_combiner{cfg.reward};  // malformed reward.weights
   small_model_config(cfg.policy, 2);  // head and size checks; the vocabulary comes later
   parse_torch_dtype(cfg.policy.dtype);

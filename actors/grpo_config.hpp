@@ -8,6 +8,7 @@
 
 #include "core/config_binding.hpp"
 #include "policies/algorithm_config.hpp"
+#include "policies/fp8_weights_config.hpp"
 
 namespace troupe {
 
@@ -52,6 +53,21 @@ struct sft_section {
     v.field("batch_size", batch_size, "examples per step", at_least<std::int64_t>(1));
     v.field("lr", lr, "AdamW learning rate of the stage", greater_than(0.0));
     v.field("microbatch_size", microbatch_size, "examples per forward/backward pass", at_least<std::int64_t>(1));
+  }
+};
+
+// `weight_sync:` how the trainer's weights reach the generator after each update.
+struct weight_sync_section {
+  // raw: the trainer's own precision. fp8: E4M3 with block scales on the way (the
+  // selected 2-D weights; docs/weight-sync.md), so the generator samples with the
+  // weights it would get over the wire and the loss's importance metrics show the cost.
+  std::string codec = "raw";
+  fp8_weights_config fp8;
+
+  template <class V>
+  void describe(V& v) {
+    v.field("codec", codec, "raw | fp8 (E4M3 block-quantized weights reach the generator)", one_of{"raw", "fp8"});
+    v.field("fp8", fp8, "the FP8 codec: scaling and which tensors");
   }
 };
 

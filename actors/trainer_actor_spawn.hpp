@@ -7,6 +7,9 @@
 #include "actors/trainer_actor.hpp"
 #include "policies/algorithm_config.hpp"
 #include "policies/causal_lm.hpp"
+#include "policies/fp8_weights_config.hpp"
+
+#include <optional>
 
 namespace troupe {
 
@@ -17,6 +20,9 @@ struct trainer_actor_options {
   std::int64_t pad_id = 0;
   // The SFT stage's own optimizer settings (a separate optimizer, no reference).
   trainer_section sft;
+  // Set: published weights go through the FP8 codec (quantized, then dequantized), as
+  // a generator receiving FP8 over a transport would hold them.
+  std::optional<fp8_weights_config> fp8_sync;
 };
 
 // `policy` is trained in place (the caller keeps no other use of it).

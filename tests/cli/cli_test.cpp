@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -369,6 +370,52 @@ TEST(cli, grpo_trains_against_the_python_environment_server) {
   ASSERT_FALSE(rollouts.empty());
   EXPECT_NE(rollouts[0].rewards_json.find("\"format\""), std::string::npos) << rollouts[0].rewards_json;
   EXPECT_EQ(store.metrics("eval/pass@1").size(), 2u);
+}
+
+TEST(cli, grpo_with_fp8_weight_sync_samples_from_quantized_weights_and_reports_the_mismatch) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  const std::string small = "sft.steps=20 grpo.steps=2 grpo.prompts_per_step=4 grpo.group_size=4 grpo.eval_prompts=8 "
+                            "system.progress=off ";
+  ASSERT_EQ(troupe(dir, "run '" + example + "' " + small + "run.name=raw").code, 0);
+  auto r = troupe(dir, "run '" + example + "' " + small + "run.name=fp8 weight_sync.codec=fp8");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto raw = run_store::open(dir / "runs/raw/store.sqlite", store_mode::read_only);
+  auto fp8 = run_store::open(dir / "runs/fp8/store.sqlite", store_mode::read_only);
+  // Raw sync: generator and trainer hold the same weights, so their token probabilities
+  // agree to rounding (the generator's cached decode sums in another order); FP8 sync:
+  // they differ by the quantization error, orders of magnitude more.
+  const double r0 = raw.metrics("train/token_mult_prob_error")[0].value;
+  const double e = fp8.metrics("train/token_mult_prob_error")[0].value;
+  EXPECT_NEAR(r0, 1.0, 1e-5);
+  EXPECT_GT(std::abs(e - 1.0), 100 * std::abs(r0 - 1.0)) << e << " vs " << r0;
+  EXPECT_LT(std::abs(e - 1.0), 0.2) << "E4M3 with block scales stays close";
+  auto bad = troupe(dir, "run '" + example + "' weight_sync.codec=fp4");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("weight_sync.codec"), std::string::npos) << bad.err;
+}
+
+TEST(cli, grpo_with_a_rails_file_penalizes_its_triggers_and_reports_each_rails_trigger_rate) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_rails.yaml";
+  const std::string rails = std::string(TROUPE_SOURCE_DIR) + "/examples/rails/no_sevens.yaml";
+  auto r = troupe(dir, "run '" + example + "' guardrails.rails_file='" + rails +
+                         "' run.name=r sft.steps=20 grpo.steps=2 grpo.prompts_per_step=8 grpo.group_size=4 "
+                         "grpo.eval_prompts=8 system.progress=off");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto store = run_store::open(dir / "runs/r/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.metrics("rails/no_sevens/trigger_rate").size(), 2u);
+  EXPECT_EQ(store.metrics("rails/max_length/trigger_rate").size(), 2u);
+  // Each rollout with a 7 in its completion carries the rail's penalty.
+  for (const auto& ro : store.rollouts(100))
+    EXPECT_EQ(ro.rewards_json.find("rail/no_sevens") != std::string::npos, ro.completion.find('7') != std::string::npos)
+      << ro.completion << " " << ro.rewards_json;
+
+  std::ofstream(dir / "bad.yaml") << "output:\n  - name: broken\n    type: regex\n    patterns: ['(']\n";
+  auto bad = troupe(dir, "run '" + example + "' guardrails.rails_file=bad.yaml run.name=bad");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.err.find("broken"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "runs/bad")) << "refused before the run directory exists";
 }
 
 TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
