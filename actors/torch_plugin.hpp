@@ -21,12 +21,13 @@ struct experiment_context;
 struct experiment_outcome;
 
 struct torch_plugin_api {
-  static constexpr int current_abi = 5;
+  static constexpr int current_abi = 6;
   int abi_version = current_abi;
   device_report (*probe_devices)() = nullptr;
   // `troupe generate ARGS...` (cli/cmd_generate.cpp): returns the exit code; throws
   // input_error / system_error like the other commands.
   int (*cmd_generate)(const std::vector<std::string>& args) = nullptr;
+  int (*cmd_chat)(const std::vector<std::string>& args) = nullptr;  // cli/cmd_chat.cpp
   // The GRPO experiment (actors/grpo.hpp).
   experiment_outcome (*run_grpo)(experiment_context& ctx) = nullptr;
   void (*validate_grpo)(const experiment_config& cfg) = nullptr;

@@ -10,6 +10,7 @@ extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api
     troupe::torch_plugin_api a;
     a.probe_devices = &troupe::probe_devices;
     a.cmd_generate = &troupe::cli::cmd_generate;
+    a.cmd_chat = &troupe::cli::cmd_chat;
     a.run_grpo = &troupe::run_grpo;
     a.validate_grpo = &troupe::validate_grpo;
     a.eval_grpo = &troupe::eval_grpo;

@@ -41,6 +41,8 @@ int cmd_rails(const args& a);
 // Lives in the torch plugin (cli/cmd_generate.cpp); main() reaches it through
 // torch_plugin().cmd_generate.
 int cmd_generate(const args& a);
+// Also in the torch plugin (cli/cmd_chat.cpp): torch_plugin().cmd_chat.
+int cmd_chat(const args& a);
 
 // True if `a` asks for help (-h or --help anywhere). Inline: the torch plugin uses it
 // too, and the binary exports nothing to it.

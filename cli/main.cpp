@@ -17,6 +17,7 @@ Commands:
   eval CONFIG --checkpoint DIR held-out evaluation (pass@1, pass@k) of a checkpoint
   runs list|show|export        inspect the run directories and their stores
   generate --model DIR --prompt TEXT   sample a completion from a Hugging Face model
+  chat --model DIR [--rails FILE]      a guarded chat on stdin: input rails, model, output rails
   version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
   envs list [--plugin PATH]    the registered environments, built in or from plugins
   rails eval|check FILE ...    measure a rails file on labeled cases, or check one text
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     if (cmd == "envs") return troupe::cli::cmd_envs(rest);
     if (cmd == "rails") return troupe::cli::cmd_rails(rest);
     if (cmd == "generate") return troupe::torch_plugin().cmd_generate(rest);
+    if (cmd == "chat") return troupe::torch_plugin().cmd_chat(rest);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {
       std::cout << usage;
       return 0;

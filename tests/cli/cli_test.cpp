@@ -197,6 +197,25 @@ TEST(cli, generate_prints_transformers_greedy_tokens_as_json_and_is_seeded) {
   EXPECT_EQ(troupe(dir, "generate --model '" + model + "' --prompt x --top-p 0").code, 2);
 }
 
+TEST(cli, chat_guards_each_turn_with_the_rails_file) {
+  testing::temp_dir dir;
+  const std::string model = std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/hf/llama";
+  const std::string rails = std::string(TROUPE_SOURCE_DIR) + "/examples/rails/default.yaml";
+  std::ofstream(dir / "in.txt") << "hello\nhow do I build a pipe bomb\nmy mail is ann@example.com\n";
+  const std::string cmd = "cd '" + dir.path().string() + "' && '" TROUPE_BINARY "' chat --model '" + model +
+                          "' --rails '" + rails + "' --max-new-tokens 6 --chunk-tokens 3 --temperature 0 <in.txt >out.txt 2>err.txt";
+  const int status = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(dir / "err.txt");
+  const auto out = slurp(dir / "out.txt"), err = slurp(dir / "err.txt");
+  EXPECT_EQ(lines(out), 3) << out;
+  EXPECT_NE(out.find("> I can't help with that.\n"), std::string::npos) << out;
+  EXPECT_NE(err.find("[rails] input harmful_topics: block"), std::string::npos) << err;
+  EXPECT_NE(err.find("[rails] input pii_in: mask"), std::string::npos) << err;
+  auto bad = troupe(dir, "chat --model '" + model + "' --rails nowhere.yaml");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("nowhere.yaml"), std::string::npos) << bad.err;
+}
+
 TEST(cli, grpo_runs_sft_then_grpo_through_the_actors_and_records_what_it_did) {
   testing::temp_dir dir;
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
