@@ -2,6 +2,9 @@
 
 #include <caf/all.hpp>
 
+#include <functional>
+#include <map>
+
 #include "actors/atoms.hpp"
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
@@ -14,8 +17,12 @@ namespace {
 
 // One instance, one episode at a time. Detached: an environment may block (a tool, a
 // process) without holding a scheduler thread.
-caf::behavior env_worker(caf::event_based_actor* self, std::shared_ptr<environment> env) {
+caf::behavior env_worker(caf::event_based_actor* self, std::shared_ptr<environment> env,
+                         std::function<std::unique_ptr<environment>()> make) {
   convert_exceptions(self);
+  // Multi-turn episodes: one instance each, from reset to done, so that an episode's
+  // state never meets another's. A worker processes one message at a time.
+  auto episodes = std::make_shared<std::map<std::int64_t, std::unique_ptr<environment>>>();
   return {
     [env](judge_atom, const episode_request& req) {
       episode_result out;
@@ -32,12 +39,39 @@ caf::behavior env_worker(caf::event_based_actor* self, std::shared_ptr<environme
       return out;
     },
     [env](reset_atom, const task& t) { return env->reset(t); },
+    [episodes, make](open_atom, std::int64_t id, const task& t) -> caf::result<observation> {
+      try {
+        auto instance = make();
+        auto first = instance->reset(t);
+        (*episodes)[id] = std::move(instance);
+        return first;
+      } catch (const std::exception& e) {
+        return make_error(errc::bad_input, e.what());
+      }
+    },
+    [episodes](step_atom, std::int64_t id, const std::string& action) -> caf::result<step_result> {
+      auto it = episodes->find(id);
+      if (it == episodes->end()) return make_error(errc::bad_input, "no open episode " + std::to_string(id));
+      try {
+        auto r = it->second->step(action);
+        if (r.done) episodes->erase(it);
+        return r;
+      } catch (const std::exception& e) {
+        episodes->erase(it);
+        return make_error(errc::bad_input, e.what());
+      }
+    },
+    [episodes](close_atom, std::int64_t id) {
+      episodes->erase(id);
+      return true;
+    },
   };
 }
 
 struct host_state {
   std::vector<caf::actor> workers;  // supervisors, one per instance
   std::size_t next = 0;
+  std::map<std::int64_t, std::size_t> episodes;  // open multi-turn episode -> its worker's slot
   env_host_options opts;
   int spawned = 0;  // names workers uniquely, replacements included
   static inline const char* name = "troupe.env_host";
@@ -54,7 +88,8 @@ caf::actor spawn_worker(host_actor* self) {
   supervisor_spec spec;
   spec.name = "env-worker-" + std::to_string(st.spawned++) + " (" + st.opts.env + ")";
   spec.factory = [env = st.opts.env, options = st.opts.options](caf::event_based_actor* sup) {
-    return sup->spawn<caf::detached>(env_worker, std::shared_ptr<environment>(make_environment(env, options)));
+    return sup->spawn<caf::detached>(env_worker, std::shared_ptr<environment>(make_environment(env, options)),
+                                     [env, options] { return make_environment(env, options); });
   };
   spec.store = st.opts.store;
   auto sup = spawn_supervisor(self->system(), std::move(spec));
@@ -109,6 +144,49 @@ caf::behavior env_host(host_actor* self, env_host_options opts) {
     [self](reset_atom, task& t) {
       auto& st = self->state;
       return self->delegate(st.workers[st.next++ % st.workers.size()], reset_atom::value, std::move(t));
+    },
+    // Multi-turn: an episode stays on the worker that opened it.
+    [self](open_atom, std::int64_t id, task& t) -> caf::result<observation> {
+      auto& st = self->state;
+      const std::size_t slot = st.next++ % st.workers.size();
+      st.episodes[id] = slot;
+      auto rp = self->make_response_promise<observation>();
+      self->request(st.workers[slot], st.opts.episode_timeout, open_atom::value, id, std::move(t))
+        .then([rp](observation& o) mutable { rp.deliver(std::move(o)); },
+              [self, rp, id](caf::error& err) mutable {
+                self->state.episodes.erase(id);
+                rp.deliver(std::move(err));
+              });
+      return rp;
+    },
+    [self](step_atom, std::int64_t id, std::string& action) -> caf::result<step_result> {
+      auto& st = self->state;
+      auto it = st.episodes.find(id);
+      if (it == st.episodes.end()) return make_error(errc::bad_input, "env host: no open episode " + std::to_string(id));
+      const std::size_t slot = it->second;
+      const caf::actor worker = st.workers[slot];
+      auto rp = self->make_response_promise<step_result>();
+      self->request(worker, st.opts.episode_timeout, step_atom::value, id, std::move(action))
+        .then([self, rp, id](step_result& r) mutable {
+                if (r.done) self->state.episodes.erase(id);
+                rp.deliver(std::move(r));
+              },
+              [self, rp, id, slot, worker](caf::error& err) mutable {
+                self->state.episodes.erase(id);
+                if (err == caf::sec::request_timeout) replace_worker(self, slot, worker);
+                rp.deliver(std::move(err));
+              });
+      return rp;
+    },
+    [self](close_atom, std::int64_t id) {
+      auto& st = self->state;
+      auto it = st.episodes.find(id);
+      if (it != st.episodes.end()) {
+        self->request(st.workers[it->second], std::chrono::seconds(30), close_atom::value, id)
+          .then([](bool) {}, [](caf::error&) {});
+        st.episodes.erase(it);
+      }
+      return true;
     },
   };
 }

@@ -13,6 +13,13 @@
 //       exits with errc::restart_limit.
 //   (reset_atom, task)            -> observation     the first observation of a task
 //                                                    (for prompts), without an episode
+//   Multi-turn episodes, each on an instance of its own, on the worker that opened it:
+//   (open_atom, int64 id, task)   -> observation     starts episode `id` (the caller's
+//                                                    unique number); errc::bad_input if
+//                                                    reset throws
+//   (step_atom, int64 id, action) -> step_result     one turn; the episode ends when
+//                                                    done (or on an error, or a timeout)
+//   (close_atom, int64 id)        -> bool            ends an episode early (max turns)
 #pragma once
 
 #include <caf/actor.hpp>

@@ -44,7 +44,14 @@ double seconds_since(clock_type::time_point t0) {
 struct rollout {
   const task* t = nullptr;
   std::vector<std::int32_t> prompt;
+  // The completion. Multi-turn: every action and, between them, the environment's
+  // observations; gen.text is then the actions alone (what the rails judge), the
+  // logprobs are 0 at observation tokens, and `mask` says which tokens are the policy's.
   gen_result gen;
+  std::vector<float> mask;  // empty: all of the completion is the policy's
+  std::string transcript;   // for logs: the completion as text, observations included
+  std::int64_t episode_id = -1;
+  std::uint64_t seed = 0;
   episode_result episode;
   std::vector<rail_verdict> verdicts;
   reward_result reward;
@@ -75,10 +82,15 @@ class grpo_run {
   struct sample_request {
     std::unique_ptr<std::vector<task>> tasks;
     std::vector<rollout> rollouts;  // prompts filled in, generations not yet
+    double temperature = 1.0;
     std::optional<caf::response_handle<caf::blocking_actor, caf::message, true>> handle;
   };
   sample_request request_samples(std::vector<task> tasks, std::int64_t per_task, double temperature, std::uint64_t salt);
   std::vector<rollout> collect(sample_request& req);
+  bool multi_turn() const { return cfg_.env.max_turns > 1; }
+  void play(std::vector<rollout>& rs, double temperature);
+  std::vector<std::int32_t> encode_observation(const std::string& text) const;
+  double success(const rollout& r) const;
   sample_request request_step(std::int64_t step);
   bool sync_point(std::int64_t step) const;
   void judge(std::vector<rollout>& rs);
@@ -109,6 +121,7 @@ class grpo_run {
   std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
   std::string initial_weights_;  // a model directory the policy starts from (troupe eval)
   chat_format chat_ = chat_format::plain;  // how prompts are formatted
+  std::int64_t next_episode_ = 0;          // multi-turn episode ids
   std::int64_t pad_id_ = 0;
   std::int64_t last_eval_ = -1, last_checkpoint_ = -1;  // GRPO steps done last
   struct inflight_step {
@@ -228,22 +241,45 @@ grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std:
   out.tasks = std::make_unique<std::vector<task>>(std::move(tasks));
   std::vector<gen_request> reqs;
   const auto& ts = *out.tasks;
-  const auto obs = observe(ts);
+  out.temperature = temperature;
+  // Single-turn: each task's first observation from the pool's instances. Multi-turn:
+  // every sample opens an episode of its own, whose first observation is its prompt.
+  std::vector<observation> obs;
+  std::vector<std::int64_t> ids;
+  if (!multi_turn()) {
+    obs = observe(ts);
+  } else {
+    std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+    for (const auto& t : ts)
+      for (std::int64_t g = 0; g < per_task; ++g) {
+        ids.push_back(next_episode_++);
+        pending.push_back(self_->request(env_, long_wait, open_atom::value, ids.back(), t));
+      }
+    for (std::size_t k = 0; k < pending.size(); ++k)
+      pending[k].receive([&](observation& o) { obs.push_back(std::move(o)); },
+                         [&](caf::error& err) {
+                           throw system_error("env " + cfg_.env.name + ": cannot start an episode of task '" +
+                                              ts[k / static_cast<std::size_t>(per_task)].id + "': " + render(err));
+                         });
+  }
   for (std::size_t i = 0; i < ts.size(); ++i) {
-    auto prompt = encode_prompt(obs[i].text);
     for (std::int64_t g = 0; g < per_task; ++g) {
+      const auto k = multi_turn() ? i * static_cast<std::size_t>(per_task) + static_cast<std::size_t>(g) : i;
+      auto prompt = encode_prompt(obs[k].text);
       gen_request r;
       r.prompt = prompt;
       r.max_new_tokens = cfg_.grpo.max_new_tokens;
       r.temperature = temperature;
       r.top_p = cfg_.grpo.top_p;
       r.top_k = cfg_.grpo.top_k;
-      r.stop_strings = obs[i].stop_strings;
+      r.stop_strings = obs[k].stop_strings;
       r.seed = splitmix64(static_cast<std::uint64_t>(cfg_.run.seed) ^ splitmix64(salt + i * 1000003ULL + static_cast<std::uint64_t>(g)));
-      reqs.push_back(r);
       rollout ro;
       ro.t = &ts[i];
       ro.prompt = prompt;
+      ro.seed = r.seed;
+      if (multi_turn()) ro.episode_id = ids[k];
+      reqs.push_back(std::move(r));
       out.rollouts.push_back(std::move(ro));
     }
   }
@@ -257,11 +293,120 @@ std::vector<rollout> grpo_run::collect(sample_request& req) {
   req.handle->receive([&](std::vector<gen_result>& g) { gens = std::move(g); }, [&](caf::error& e) { err = std::move(e); });
   if (err) throw system_error("generator: " + render(err));
   auto rs = std::move(req.rollouts);
-  for (std::size_t i = 0; i < rs.size(); ++i) rs[i].gen = std::move(gens[i]);
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    rs[i].gen = std::move(gens[i]);
+    rs[i].transcript = rs[i].gen.text;
+  }
+  if (multi_turn()) play(rs, req.temperature);
   return rs;
 }
 
+// An observation as a turn of the conversation, continuing right after the policy's
+// last action: closed assistant turn, the user turn, the next assistant header (plain:
+// the text itself). The generator's next prompt is the episode's tokens so far plus
+// these, and so is the training row: what was sampled is what is trained on.
+std::vector<std::int32_t> grpo_run::encode_observation(const std::string& text) const {
+  switch (chat_) {
+    case chat_format::chatml:
+      return tok_->encode("<|im_end|>\n<|im_start|>user\n" + text + "<|im_end|>\n<|im_start|>assistant\n");
+    case chat_format::llama3:
+      return tok_->encode("<|eot_id|><|start_header_id|>user<|end_header_id|>\n\n" + text +
+                          "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+    case chat_format::plain:
+      break;
+  }
+  return tok_->encode(text);
+}
+
+// Multi-turn episodes after their first action: the environment answers every open
+// episode's last action at once, then the generator writes the next action of those
+// still running, in one batch, until each is done, fails, or reaches env.max_turns.
+// Rewards of all turns add up.
+void grpo_run::play(std::vector<rollout>& rs, double temperature) {
+  const std::size_t n = rs.size();
+  std::vector<std::vector<std::int32_t>> context(n);
+  std::vector<std::string> action(n);
+  std::vector<std::vector<std::string>> stops(n);
+  std::vector<std::size_t> active;
+  for (std::size_t i = 0; i < n; ++i) {
+    auto& r = rs[i];
+    context[i] = r.prompt;
+    context[i].insert(context[i].end(), r.gen.tokens.begin(), r.gen.tokens.end());
+    r.mask.assign(r.gen.tokens.size(), 1.0f);
+    r.episode.task_id = r.t->id;
+    action[i] = r.gen.text;
+    active.push_back(i);
+  }
+  for (std::int64_t turn = 1; !active.empty(); ++turn) {
+    std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+    for (auto i : active) pending.push_back(self_->request(env_, long_wait, step_atom::value, rs[i].episode_id, action[i]));
+    std::vector<std::size_t> next;
+    for (std::size_t k = 0; k < active.size(); ++k) {
+      auto& r = rs[active[k]];
+      const auto i = active[k];
+      pending[k].receive(
+        [&](step_result& x) {
+          for (const auto& [name, v] : x.rewards) r.episode.verdict.rewards[name] += v;
+          for (auto& [key, v] : x.info) r.episode.verdict.info[key] = std::move(v);
+          if (x.done) return;
+          if (turn >= cfg_.env.max_turns) {
+            r.episode.verdict.info["end"] = "max_turns";
+            self_->request(env_, long_wait, close_atom::value, r.episode_id).receive([](bool) {}, [](caf::error&) {});
+            return;
+          }
+          auto glue = encode_observation(x.next.text);
+          context[i].insert(context[i].end(), glue.begin(), glue.end());
+          r.gen.tokens.insert(r.gen.tokens.end(), glue.begin(), glue.end());
+          r.gen.logprobs.insert(r.gen.logprobs.end(), glue.size(), 0.0f);
+          r.mask.insert(r.mask.end(), glue.size(), 0.0f);
+          r.transcript += x.next.text;
+          stops[i] = std::move(x.next.stop_strings);
+          next.push_back(i);
+        },
+        [&](caf::error& err) {
+          r.episode.failed = true;
+          r.episode.error = render(err);
+        });
+    }
+    active = std::move(next);
+    if (active.empty()) break;
+    std::vector<gen_request> reqs;
+    for (auto i : active) {
+      gen_request g;
+      g.prompt = context[i];
+      g.max_new_tokens = cfg_.grpo.max_new_tokens;
+      g.temperature = temperature;
+      g.top_p = cfg_.grpo.top_p;
+      g.top_k = cfg_.grpo.top_k;
+      g.stop_strings = stops[i];
+      g.seed = splitmix64(rs[i].seed + static_cast<std::uint64_t>(turn));
+      reqs.push_back(std::move(g));
+    }
+    auto gens = ask<std::vector<gen_result>>(generator_, generate_atom::value, std::move(reqs));
+    for (std::size_t k = 0; k < active.size(); ++k) {
+      auto& r = rs[active[k]];
+      auto& g = gens[k];
+      context[active[k]].insert(context[active[k]].end(), g.tokens.begin(), g.tokens.end());
+      r.gen.tokens.insert(r.gen.tokens.end(), g.tokens.begin(), g.tokens.end());
+      r.gen.logprobs.insert(r.gen.logprobs.end(), g.logprobs.begin(), g.logprobs.end());
+      r.mask.insert(r.mask.end(), g.tokens.size(), 1.0f);
+      r.gen.text += g.text;
+      r.transcript += g.text;
+      action[active[k]] = std::move(g.text);
+    }
+  }
+  for (auto& r : rs) r.episode.verdict.done = true;
+}
+
+// Whether an episode succeeded: its env.success reward component is positive.
+double grpo_run::success(const rollout& r) const {
+  const auto& rw = r.episode.verdict.rewards;
+  auto it = rw.find(cfg_.env.success);
+  return it != rw.end() && it->second > 0 ? 1.0 : 0.0;
+}
+
 void grpo_run::judge(std::vector<rollout>& rs) {
+  if (multi_turn()) return;  // play() judged every turn already
   std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
   for (auto& r : rs) pending.push_back(self_->request(env_, long_wait, judge_atom::value, episode_request{*r.t, r.gen.text}));
   // The host answers every episode, failed ones included; an error means the host
@@ -322,7 +467,7 @@ void grpo_run::log_rollouts(std::int64_t step, const std::vector<rollout>& rs) {
     for (const auto& v : r.verdicts)
       verdicts.push_back({{"rail", v.rail}, {"action", to_string(v.action)}, {"penalty", v.penalty}, {"reason", v.reason}});
     if (r.episode.failed) comps["error"] = r.episode.error;
-    rows.push_back({step, r.t->prompt, r.gen.text, r.reward.total, comps.dump(), verdicts.dump(), r.gen.weight_version});
+    rows.push_back({step, r.t->prompt, r.transcript, r.reward.total, comps.dump(), verdicts.dump(), r.gen.weight_version});
   }
   ask<bool>(ctx_.store, rollouts_atom::value, std::move(rows));
 }
@@ -367,10 +512,10 @@ void grpo_run::evaluate(std::int64_t step) {
   judge(sampled);
   double pass1 = 0, passk = 0;
   for (std::size_t i = 0; i < tasks.size(); ++i) {
-    pass1 += greedy[i].episode.verdict.rewards["correct"] > 0 ? 1 : 0;
+    pass1 += success(greedy[i]);
     bool any = false;
     for (std::int64_t g = 0; g < k; ++g)
-      any |= sampled[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(g)].episode.verdict.rewards["correct"] > 0;
+      any |= success(sampled[i * static_cast<std::size_t>(k) + static_cast<std::size_t>(g)]) > 0;
     passk += any ? 1 : 0;
   }
   const double n = static_cast<double>(tasks.size());
@@ -424,7 +569,7 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   double correct = 0, failed = 0, new_tokens = 0;
   for (const auto& r : rs) {
     totals.push_back(r.reward.total);
-    correct += r.episode.verdict.rewards.count("correct") ? r.episode.verdict.rewards.at("correct") : 0.0;
+    correct += success(r);
     failed += r.episode.failed ? 1 : 0;
     new_tokens += static_cast<double>(r.gen.tokens.size());
   }
@@ -437,6 +582,7 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
     batch.gen_logprobs.push_back(rs[i].gen.logprobs);
     batch.advantages.push_back(adv[static_cast<std::int64_t>(i)].item<double>());
     batch.versions.push_back(rs[i].gen.weight_version);
+    if (multi_turn()) batch.completion_masks.push_back(rs[i].mask);
   }
   t = clock_type::now();
   auto m = ask<std::map<std::string, double>>(trainer_, train_atom::value, std::move(batch));

@@ -18,13 +18,20 @@ struct env_section {
   std::map<std::string, std::string> options;  // the environment's own options
   std::int64_t pool = 4;                       // instances judging concurrently
   double episode_timeout_s = 30;
+  std::int64_t max_turns = 1;                  // 1: single-turn; more: multi-turn episodes
+  std::string success = "correct";             // the reward component that means solved (pass@k, accuracy)
 
   template <class V>
   void describe(V& v) {
     v.field("name", name, "a registered environment");
+    v.field("max_turns", max_turns,
+            "policy turns per episode: 1 judges one answer; more plays multi-turn episodes (games, tools)",
+            in_range<std::int64_t>(1, 1000));
+    v.field("success", success, "reward component whose value > 0 means the episode succeeded (accuracy, pass@k)");
     v.field("options", options, "the environment's options, e.g. {max_digits: \"2\"}");
     v.field("pool", pool, "environment instances judging episodes concurrently", in_range<std::int64_t>(1, 4096));
-    v.field("episode_timeout_s", episode_timeout_s, "an episode running longer fails", greater_than(0.0));
+    v.field("episode_timeout_s", episode_timeout_s, "an episode (multi-turn: one turn) running longer fails",
+            greater_than(0.0));
   }
 };
 

@@ -18,9 +18,11 @@ namespace {
 // the generator's logprobs placed at the completion positions (B, T).
 train_batch make_batch(const std::vector<std::vector<std::int32_t>>& prompts,
                        const std::vector<std::vector<std::int32_t>>& completions,
-                       const std::vector<std::vector<float>>* gen_logprobs, std::int64_t pad_id) {
+                       const std::vector<std::vector<float>>* gen_logprobs, std::int64_t pad_id,
+                       const std::vector<std::vector<float>>* completion_masks = nullptr) {
   const auto B = static_cast<std::int64_t>(prompts.size());
-  if (completions.size() != prompts.size() || (gen_logprobs && gen_logprobs->size() != prompts.size()))
+  if (completions.size() != prompts.size() || (gen_logprobs && gen_logprobs->size() != prompts.size()) ||
+      (completion_masks && completion_masks->size() != prompts.size()))
     throw input_error("trainer: batch rows disagree in number");
   std::int64_t T = 0;
   for (std::size_t i = 0; i < prompts.size(); ++i)
@@ -42,7 +44,7 @@ train_batch make_batch(const std::vector<std::vector<std::int32_t>>& prompts,
     for (std::size_t j = 0; j < c.size(); ++j, ++t) {
       ids_a[b][t] = c[j];
       attn_a[b][t] = 1;
-      resp_a[b][t] = 1.0f;
+      resp_a[b][t] = completion_masks ? (*completion_masks)[static_cast<std::size_t>(b)].at(j) : 1.0f;
       if (gen_logprobs) gen_a[b][t] = (*gen_logprobs)[static_cast<std::size_t>(b)].at(j);
     }
   }
@@ -103,7 +105,8 @@ void add_diagnostics(trainer_actor* self, const train_batch& batch, std::map<std
 std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch& rb) {
   auto& st = self->state;
   auto& t = rl_trainer(self);
-  auto batch = make_batch(rb.prompts, rb.completions, &rb.gen_logprobs, st.opts.pad_id);
+  auto batch = make_batch(rb.prompts, rb.completions, &rb.gen_logprobs, st.opts.pad_id,
+                          rb.completion_masks.empty() ? nullptr : &rb.completion_masks);
   batch.per_sequence["advantages"] = torch::tensor(rb.advantages, torch::kFloat32);
   batch.per_token["old_logprobs"] = t.policy_logprobs(batch, st.opts.temperature);
   if (t.reference() != nullptr) batch.per_token["ref_logprobs"] = t.reference_logprobs(batch, st.opts.temperature);

@@ -34,6 +34,10 @@ struct rollout_batch {
   std::vector<std::vector<float>> gen_logprobs;  // per completion token, from the generator
   std::vector<double> advantages;                // per row
   std::vector<std::int64_t> versions;            // weight version each row was sampled with
+  // Multi-turn rows: 1 at the policy's own tokens, 0 at the environment's observations
+  // inside the completion (those are not trained on). Empty: every completion token is
+  // the policy's.
+  std::vector<std::vector<float>> completion_masks;
 };
 
 // Supervised examples: learn targets[i] after prompts[i].
@@ -45,7 +49,7 @@ struct sft_batch {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rollout_batch& x) {
   return f(caf::meta::type_name("troupe::rollout_batch"), x.prompts, x.completions, x.gen_logprobs, x.advantages,
-           x.versions);
+           x.versions, x.completion_masks);
 }
 
 template <class Inspector>
