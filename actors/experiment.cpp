@@ -11,6 +11,12 @@ const std::vector<experiment_entry>& experiments() {
     {"grpo", "GRPO with a warm-start SFT stage: generator, env host, rails, reward and trainer actors",
      [](experiment_context& ctx) { return torch_plugin().run_grpo(ctx); },
      [](const experiment_config& cfg) { torch_plugin().validate_grpo(cfg); }},
+    {"sft", "supervised fine-tuning on prompt/response or chat JSONL: trainer and store actors",
+     [](experiment_context& ctx) { return torch_plugin().run_sft(ctx); },
+     [](const experiment_config& cfg) { torch_plugin().validate_sft(cfg); }},
+    {"dpo", "direct preference optimization (DPO / IPO) on prompt/chosen/rejected JSONL against a frozen reference",
+     [](experiment_context& ctx) { return torch_plugin().run_dpo(ctx); },
+     [](const experiment_config& cfg) { torch_plugin().validate_dpo(cfg); }},
   };
   return all;
 }

@@ -5,7 +5,9 @@
 
 #include <string>
 
+#include "actors/dpo_config.hpp"
 #include "actors/grpo_config.hpp"
+#include "actors/sft_config.hpp"
 #include "actors/smoke.hpp"
 #include "actors/system.hpp"
 #include "core/config_binding.hpp"
@@ -30,6 +32,8 @@ struct experiment_config {
   env_section env;
   reward_section reward;
   guardrails_section guardrails;
+  data_section data;
+  dpo_section dpo;
 
   template <class V>
   void describe(V& v) {
@@ -45,6 +49,8 @@ struct experiment_config {
     v.field("env", env, "the environment");
     v.field("reward", reward, "how reward components combine");
     v.field("guardrails", guardrails, "rails on the policy's output, as reward components");
+    v.field("data", data, "the dataset of the sft and dpo experiments");
+    v.field("dpo", dpo, "the dpo experiment");
   }
 };
 

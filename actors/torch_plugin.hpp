@@ -21,7 +21,7 @@ struct experiment_context;
 struct experiment_outcome;
 
 struct torch_plugin_api {
-  static constexpr int current_abi = 4;
+  static constexpr int current_abi = 5;
   int abi_version = current_abi;
   device_report (*probe_devices)() = nullptr;
   // `troupe generate ARGS...` (cli/cmd_generate.cpp): returns the exit code; throws
@@ -30,6 +30,11 @@ struct torch_plugin_api {
   // The GRPO experiment (actors/grpo.hpp).
   experiment_outcome (*run_grpo)(experiment_context& ctx) = nullptr;
   void (*validate_grpo)(const experiment_config& cfg) = nullptr;
+  // The SFT and DPO experiments (actors/sft.hpp, actors/dpo.hpp).
+  experiment_outcome (*run_sft)(experiment_context& ctx) = nullptr;
+  void (*validate_sft)(const experiment_config& cfg) = nullptr;
+  experiment_outcome (*run_dpo)(experiment_context& ctx) = nullptr;
+  void (*validate_dpo)(const experiment_config& cfg) = nullptr;
 };
 
 // The plugin's entry point, looked up with dlsym by this name.

@@ -1,7 +1,9 @@
 // The torch plugin's entry point (see actors/torch_plugin.hpp): the only symbol the
 // `troupe` binary looks up in libtroupe_torch.so.
+#include "actors/dpo.hpp"
 #include "actors/experiment.hpp"
 #include "actors/grpo.hpp"
+#include "actors/sft.hpp"
 #include "actors/torch_plugin.hpp"
 #include "cli/commands.hpp"
 
@@ -12,6 +14,10 @@ extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api
     a.cmd_generate = &troupe::cli::cmd_generate;
     a.run_grpo = &troupe::run_grpo;
     a.validate_grpo = &troupe::validate_grpo;
+    a.run_sft = &troupe::run_sft;
+    a.validate_sft = &troupe::validate_sft;
+    a.run_dpo = &troupe::run_dpo;
+    a.validate_dpo = &troupe::validate_dpo;
     return a;
   }();
   return &api;
