@@ -30,6 +30,7 @@ class dpo_run {
 
  private:
   void setup();
+  void warm_start();
   std::map<std::string, double> train_step(std::int64_t step);
   std::map<std::string, double> evaluate(std::int64_t step);
 
@@ -49,6 +50,7 @@ void dpo_run::setup() {
            << (data_.truncated ? ", " + std::to_string(data_.truncated) + " responses cut to data.max_length" : "")
            << (cfg_.dpo.init_from.empty() ? "" : ", from " + cfg_.dpo.init_from) << '\n';
   sampler_ = std::make_unique<epoch_sampler>(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed));
+  warm_start();
   offline_trainer_options o;
   o.objective = offline_objective::dpo;
   o.trainer = cfg_.trainer;
@@ -56,6 +58,31 @@ void dpo_run::setup() {
   o.dpo = cfg_.dpo.loss;
   o.pad_id = *policy_.tok->pad_id();
   trainer_ = spawn_offline_trainer_actor(ctx_.sys, policy_.model, o);
+}
+
+// sft.steps supervised steps on the chosen responses, by a trainer of their own (as
+// GRPO's warm start has its own optimizer). The policy is trained in place, so the DPO
+// trainer spawned next takes the result as its starting point and its reference.
+void dpo_run::warm_start() {
+  const auto& s = cfg_.sft;
+  if (s.steps == 0) return;
+  offline_trainer_options o;
+  o.objective = offline_objective::sft;
+  o.trainer = cfg_.trainer;
+  o.trainer.lr = s.lr;
+  o.trainer.microbatch_size = s.microbatch_size;
+  o.pad_id = *policy_.tok->pad_id();
+  auto sft = spawn_offline_trainer_actor(ctx_.sys, policy_.model, o);
+  epoch_sampler sampler(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed) ^ 0x5f7ULL);
+  progress bar("sft", s.steps, parse_progress_style(cfg_.system.progress), ctx_.out);
+  for (std::int64_t step = 0; step < s.steps && !stop_requested(); ++step) {
+    std::vector<tokenized_example> batch;
+    for (auto i : sampler.next(static_cast<std::size_t>(s.batch_size))) batch.push_back(data_.train[i].chosen);
+    auto m = co_.sft_step(sft, pad_examples(batch), step);
+    bar.update(step + 1, {{"loss", m["sft/loss"]}, {"tok/s", m["sft/tokens_per_s"]}});
+  }
+  bar.finish();
+  co_.stop(sft);  // idle: its last step has been answered
 }
 
 std::map<std::string, double> dpo_run::train_step(std::int64_t step) {

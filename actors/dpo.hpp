@@ -1,7 +1,8 @@
 // The DPO experiment (`experiment: dpo`): direct preference optimization on
 // (prompt, chosen, rejected) triples (environments/datasets.hpp) against a frozen
-// reference, the policy as it starts (dpo.init_from, or the small model's initial
-// weights). The loss is losses.hpp's dpo_loss: sigmoid (DPO) or ipo, optional length
+// reference: the policy as DPO starts. It starts from dpo.init_from (a checkpoint) or
+// the small model's initial weights, then, when sft.steps > 0, a warm-start SFT stage
+// on the chosen responses (as GRPO's). The loss is losses.hpp's dpo_loss: sigmoid (DPO) or ipo, optional length
 // averaging and an SFT term on the chosen response. Actors:
 //   coordinator  this experiment's loop, a blocking actor on the caller's thread
 //   trainer      actors/offline_trainer_actor.hpp   policy, optimizer and reference

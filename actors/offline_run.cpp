@@ -158,6 +158,20 @@ void offline_coordinator::log(std::int64_t step, const std::map<std::string, dou
   ask<bool>(ctx_.store, metrics_atom::value, std::move(rows));
 }
 
+std::map<std::string, double> offline_coordinator::sft_step(const caf::actor& trainer, const token_rows& rows,
+                                                            std::int64_t step) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto tokens = rows.tokens();
+  const auto nrows = static_cast<double>(rows.ids.size());
+  auto m = ask<std::map<std::string, double>>(trainer, train_atom::value, rows);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m["sft/tokens_per_s"] = static_cast<double>(tokens) / s;
+  m["sft/rows"] = nrows;
+  m["time/step_s"] = s;
+  log(step, m);
+  return m;
+}
+
 void offline_coordinator::checkpoint(const caf::actor& trainer, std::int64_t step) {
   char name[32];
   std::snprintf(name, sizeof(name), "step_%06lld", static_cast<long long>(step));

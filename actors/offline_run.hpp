@@ -89,6 +89,10 @@ class offline_coordinator {
 
   // Writes `metrics` at `step` to the store (one transaction).
   void log(std::int64_t step, const std::map<std::string, double>& metrics);
+  // One optimizer step of an sft trainer (offline_trainer_actor.hpp) on `examples`,
+  // laid out as `rows` lays them out; adds sft/tokens_per_s (prompt and response
+  // tokens), sft/rows and time/step_s, and logs everything at `step`.
+  std::map<std::string, double> sft_step(const caf::actor& trainer, const token_rows& rows, std::int64_t step);
   // Asks `trainer` to save <run>/checkpoints/step_NNNNNN and records it in the store.
   void checkpoint(const caf::actor& trainer, std::int64_t step);
   void stop(const caf::actor& a);

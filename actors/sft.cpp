@@ -1,6 +1,5 @@
 #include "actors/sft.hpp"
 
-#include <chrono>
 #include <cstdio>
 
 #include "actors/atoms.hpp"
@@ -12,8 +11,6 @@
 namespace troupe {
 
 namespace {
-
-using clock_type = std::chrono::steady_clock;
 
 // Held-out examples per eval message: each answer is a partial sum, so memory stays
 // bounded whatever data.eval_examples is.
@@ -62,20 +59,9 @@ token_rows sft_run::layout(const std::vector<tokenized_example>& examples) const
 }
 
 std::map<std::string, double> sft_run::train_step(std::int64_t step) {
-  const auto t0 = clock_type::now();
   std::vector<tokenized_example> batch;
   for (auto i : sampler_->next(static_cast<std::size_t>(cfg_.sft.batch_size))) batch.push_back(data_.train[i]);
-  auto rows = layout(batch);
-  const auto tokens = rows.tokens();
-  const auto nrows = static_cast<double>(rows.ids.size());
-  auto m = co_.ask<std::map<std::string, double>>(trainer_, train_atom::value, std::move(rows));
-  const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
-  m["sft/tokens_per_s"] = static_cast<double>(tokens) / s;
-  m["sft/rows"] = nrows;
-  m["sft/epoch"] = static_cast<double>(sampler_->epoch());
-  m["time/step_s"] = s;
-  co_.log(step, m);
-  return m;
+  return co_.sft_step(trainer_, layout(batch), step);
 }
 
 double sft_run::evaluate(std::int64_t step) {

@@ -34,6 +34,10 @@ loss_result pair_loss(const dpo_config& cfg, const torch::Tensor& lp, const torc
   const double pairs = static_cast<double>(in.mask_chosen.size(0));
   out.metrics.add_mean("logps_chosen", (in.lp_chosen * in.mask_chosen).sum().item<double>(), pairs);
   out.metrics.add_mean("logps_rejected", (in.lp_rejected * in.mask_rejected).sum().item<double>(), pairs);
+  // Whether the policy itself ranks the pair right, whatever the reference thinks: 0.5
+  // or more already at the start, unlike accuracy, which is 0 while policy = reference.
+  auto sum_c = (in.lp_chosen * in.mask_chosen).sum(1), sum_r = (in.lp_rejected * in.mask_rejected).sum(1);
+  out.metrics.add_mean("logps_accuracy", (sum_c > sum_r).sum().item<double>(), pairs);
   return out;
 }
 

@@ -40,7 +40,8 @@ nll_sum sft_eval(trainer& t, const token_rows& rows, std::int64_t pad_id);
 // Metrics, as dpo/<name>: loss, preference_loss, sft_loss, accuracy (pairs whose chosen
 // reward beats the rejected one), reward_margin (beta delta), rewards_chosen,
 // rewards_rejected (beta r), logps_chosen, logps_rejected (summed response logprobs of
-// the policy, a pair mean), grad_norm, lr, skipped.
+// the policy, a pair mean), logps_accuracy (pairs whose chosen response is the more
+// likely one under the policy alone), grad_norm, lr, skipped.
 std::map<std::string, double> dpo_step(trainer& t, const dpo_config& cfg, const token_rows& pairs,
                                        std::int64_t pad_id);
 
