@@ -5,7 +5,6 @@
 
 #include "actors/atoms.hpp"
 #include "actors/offline_run.hpp"
-#include "actors/offline_trainer_actor_spawn.hpp"
 #include "core/progress.hpp"
 #include "core/stop.hpp"
 
@@ -66,13 +65,7 @@ void dpo_run::setup() {
 void dpo_run::warm_start() {
   const auto& s = cfg_.sft;
   if (s.steps == 0) return;
-  offline_trainer_options o;
-  o.objective = offline_objective::sft;
-  o.trainer = cfg_.trainer;
-  o.trainer.lr = s.lr;
-  o.trainer.microbatch_size = s.microbatch_size;
-  o.pad_id = *policy_.tok->pad_id();
-  auto sft = spawn_offline_trainer_actor(ctx_.sys, policy_.model, o);
+  auto sft = spawn_offline_trainer_actor(ctx_.sys, policy_.model, sft_trainer_options(cfg_, policy_));
   epoch_sampler sampler(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed) ^ 0x5f7ULL);
   progress bar("sft", s.steps, parse_progress_style(cfg_.system.progress), ctx_.out);
   for (std::int64_t step = 0; step < s.steps && !stop_requested(); ++step) {

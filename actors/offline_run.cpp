@@ -77,6 +77,16 @@ offline_policy make_offline_policy(const experiment_config& cfg, const std::stri
   return p;
 }
 
+offline_trainer_options sft_trainer_options(const experiment_config& cfg, const offline_policy& p) {
+  offline_trainer_options o;
+  o.objective = offline_objective::sft;
+  o.trainer = cfg.trainer;
+  o.trainer.lr = cfg.sft.lr;
+  o.trainer.microbatch_size = cfg.sft.microbatch_size;
+  o.pad_id = *p.tok->pad_id();
+  return o;
+}
+
 void validate_offline(const experiment_config& cfg) {
   const auto& d = cfg.data;
   if (!cfg.policy.path.empty())

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "actors/experiment.hpp"
+#include "actors/offline_trainer_actor_spawn.hpp"
 #include "core/error.hpp"
 #include "policies/causal_lm.hpp"
 #include "policies/sft_data.hpp"
@@ -47,6 +48,11 @@ struct preference_dataset {
   std::int64_t truncated = 0;
 };
 preference_dataset load_preference_dataset(const experiment_config& cfg, const offline_policy& p);
+
+// The options of an sft trainer as the `sft:` section sets them, for the sft experiment
+// and DPO's warm start alike (and as GRPO's warm start reads them): sft.lr and
+// sft.microbatch_size over the rest of the trainer section.
+offline_trainer_options sft_trainer_options(const experiment_config& cfg, const offline_policy& p);
 
 // Checks shared by both experiments before a run exists: a small policy (policy.path
 // empty), exactly one data source, arithmetic options when generating, the trainer

@@ -4,7 +4,6 @@
 
 #include "actors/atoms.hpp"
 #include "actors/offline_run.hpp"
-#include "actors/offline_trainer_actor_spawn.hpp"
 #include "core/progress.hpp"
 #include "core/stop.hpp"
 
@@ -43,15 +42,7 @@ void sft_run::setup() {
            << (data_.truncated ? ", " + std::to_string(data_.truncated) + " responses cut to data.max_length" : "")
            << (cfg_.data.packing ? ", packed" : ", padded") << '\n';
   sampler_ = std::make_unique<epoch_sampler>(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed));
-  offline_trainer_options o;
-  o.objective = offline_objective::sft;
-  // The same optimizer settings as GRPO's warm-start stage: sft.lr and
-  // sft.microbatch_size over the trainer section.
-  o.trainer = cfg_.trainer;
-  o.trainer.lr = cfg_.sft.lr;
-  o.trainer.microbatch_size = cfg_.sft.microbatch_size;
-  o.pad_id = *policy_.tok->pad_id();
-  trainer_ = spawn_offline_trainer_actor(ctx_.sys, policy_.model, o);
+  trainer_ = spawn_offline_trainer_actor(ctx_.sys, policy_.model, sft_trainer_options(cfg_, policy_));
 }
 
 token_rows sft_run::layout(const std::vector<tokenized_example>& examples) const {
