@@ -17,6 +17,9 @@ const std::vector<experiment_entry>& experiments() {
     {"dpo", "direct preference optimization (DPO / IPO) on prompt/chosen/rejected JSONL against a frozen reference",
      [](experiment_context& ctx) { return torch_plugin().run_dpo(ctx); },
      [](const experiment_config& cfg) { torch_plugin().validate_dpo(cfg); }},
+    {"distill", "on-policy distillation: the student samples, a teacher checkpoint scores its top-k logprobs",
+     [](experiment_context& ctx) { return torch_plugin().run_distill(ctx); },
+     [](const experiment_config& cfg) { torch_plugin().validate_distill(cfg); }},
   };
   return all;
 }

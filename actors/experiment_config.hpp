@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "actors/distill_config.hpp"
 #include "actors/dpo_config.hpp"
 #include "actors/grpo_config.hpp"
 #include "actors/sft_config.hpp"
@@ -34,6 +35,7 @@ struct experiment_config {
   guardrails_section guardrails;
   data_section data;
   dpo_section dpo;
+  distill_section distill;
 
   template <class V>
   void describe(V& v) {
@@ -51,6 +53,7 @@ struct experiment_config {
     v.field("guardrails", guardrails, "rails on the policy's output, as reward components");
     v.field("data", data, "the dataset of the sft and dpo experiments");
     v.field("dpo", dpo, "the dpo experiment");
+    v.field("distill", distill, "the on-policy distillation experiment");
   }
 };
 

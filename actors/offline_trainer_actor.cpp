@@ -4,6 +4,7 @@
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
 #include "actors/offline_trainer_actor_spawn.hpp"
+#include "actors/weight_snapshot.hpp"
 #include "policies/offline_objectives.hpp"
 
 namespace troupe {
@@ -27,13 +28,21 @@ caf::behavior offline_trainer_behavior(offline_trainer_actor* self, causal_lm po
     [self](train_atom, const token_rows& rows) {
       auto& s = self->state;
       if (s.opts.objective == offline_objective::dpo) return dpo_step(*s.t, s.opts.dpo, rows, s.opts.pad_id);
+      if (s.opts.objective == offline_objective::distill)
+        return distill_step(*s.t, s.opts.teacher, s.opts.distill, rows, s.opts.pad_id);
       return sft_step(*s.t, rows, s.opts.pad_id);
     },
     [self](eval_atom, const token_rows& rows) {
       auto& s = self->state;
       if (s.opts.objective == offline_objective::dpo) return dpo_eval(*s.t, s.opts.dpo, rows, s.opts.pad_id);
+      if (s.opts.objective == offline_objective::distill)
+        return distill_eval(*s.t, s.opts.teacher, s.opts.distill, rows, s.opts.pad_id);
       const auto n = sft_eval(*s.t, rows, s.opts.pad_id);
       return std::map<std::string, double>{{"nll_sum", n.sum}, {"tokens", n.tokens}};
+    },
+    [self](weights_atom) {
+      auto& s = self->state;
+      return weight_update{s.t->step(), std::make_shared<const weight_snapshot>(s.t->policy())};
     },
     [self](save_atom, const std::string& dir) {
       self->state.t->save_checkpoint(dir);
@@ -50,6 +59,10 @@ caf::actor spawn_offline_trainer_actor(caf::actor_system& sys, causal_lm policy,
     opts.dpo.validate();
     if (opts.trainer.microbatch_size % 2 != 0)
       throw input_error("offline trainer: dpo needs an even microbatch_size (rows), so microbatches hold whole pairs");
+  }
+  if (opts.objective == offline_objective::distill) {
+    if (!opts.teacher) throw std::logic_error("offline trainer: distill needs a teacher");
+    opts.distill.validate(opts.teacher->config().vocab_size);
   }
   return sys.spawn<caf::detached>(offline_trainer_behavior, std::move(policy), std::move(opts));
 }

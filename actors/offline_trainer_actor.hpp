@@ -13,6 +13,10 @@
 //   (eval_atom, token_rows)      -> std::map<std::string, double>
 //       The loss on held-out rows, no gradients. sft: "nll_sum" and "tokens" (merge
 //       several answers, then divide); dpo: dpo/eval_* pair means over these rows.
+//   distill: rows are prompts + the student's completions; train answers distill/*
+//       (loss, forward_kl, reverse_kl, ...), eval distill/eval_*.
+//   (weights_atom)               -> weight_update   a snapshot of the policy, versioned
+//                                                   by the optimizer step (for a generator)
 //   (save_atom, std::string dir) -> bool    trainer::save_checkpoint(dir)
 // Errors: a malformed batch is errc::bad_input; a diverged trainer errc::system_failure.
 #pragma once

@@ -11,12 +11,16 @@
 
 namespace troupe {
 
-enum class offline_objective { sft, dpo };
+enum class offline_objective { sft, dpo, distill };
 
 struct offline_trainer_options {
   offline_objective objective = offline_objective::sft;
   trainer_section trainer;  // optimizer, schedule, microbatch_size (rows; even for dpo)
   dpo_config dpo;           // dpo only
+  // distill only: the teacher that scores the student's samples (read only here), and
+  // the loss.
+  causal_lm teacher{nullptr};
+  distillation_config distill;
   std::int64_t pad_id = 0;
 };
 

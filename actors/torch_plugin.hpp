@@ -21,7 +21,7 @@ struct experiment_context;
 struct experiment_outcome;
 
 struct torch_plugin_api {
-  static constexpr int current_abi = 5;
+  static constexpr int current_abi = 6;
   int abi_version = current_abi;
   device_report (*probe_devices)() = nullptr;
   // `troupe generate ARGS...` (cli/cmd_generate.cpp): returns the exit code; throws
@@ -35,6 +35,9 @@ struct torch_plugin_api {
   void (*validate_sft)(const experiment_config& cfg) = nullptr;
   experiment_outcome (*run_dpo)(experiment_context& ctx) = nullptr;
   void (*validate_dpo)(const experiment_config& cfg) = nullptr;
+  // On-policy distillation (actors/distill.hpp).
+  experiment_outcome (*run_distill)(experiment_context& ctx) = nullptr;
+  void (*validate_distill)(const experiment_config& cfg) = nullptr;
 };
 
 // The plugin's entry point, looked up with dlsym by this name.

@@ -1,5 +1,6 @@
 // The torch plugin's entry point (see actors/torch_plugin.hpp): the only symbol the
 // `troupe` binary looks up in libtroupe_torch.so.
+#include "actors/distill.hpp"
 #include "actors/dpo.hpp"
 #include "actors/experiment.hpp"
 #include "actors/grpo.hpp"
@@ -18,6 +19,8 @@ extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api
     a.validate_sft = &troupe::validate_sft;
     a.run_dpo = &troupe::run_dpo;
     a.validate_dpo = &troupe::validate_dpo;
+    a.run_distill = &troupe::run_distill;
+    a.validate_distill = &troupe::validate_distill;
     return a;
   }();
   return &api;

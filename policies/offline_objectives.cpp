@@ -41,6 +41,31 @@ loss_result pair_loss(const dpo_config& cfg, const torch::Tensor& lp, const torc
   return out;
 }
 
+// The distillation loss of a microbatch that carries the teacher's top-k in per_token.
+loss_result distill_loss(causal_lm& policy, const train_batch& mb, const distillation_config& cfg,
+                         double global_tokens) {
+  auto logits = policy->forward(mb.input_ids, mb.attention_mask);  // (B, T, V)
+  const auto T = logits.size(1);
+  // Position t of the loss describes token t, which the logits at t - 1 predict.
+  auto aligned = torch::cat({torch::zeros_like(logits.narrow(1, 0, 1)), logits.narrow(1, 0, T - 1)}, 1);  // (B, T, V)
+  distillation_inputs in;
+  in.student_logits = aligned.to(torch::kFloat32);
+  in.teacher_topk_logits = mb.extra("teacher_topk_logprobs").to(torch::kFloat32);
+  in.teacher_topk_indices = mb.extra("teacher_topk_indices");
+  in.mask = mb.response_mask.to(torch::kFloat32);
+  return distillation_loss(cfg, in, global_tokens);
+}
+
+// Rows with the teacher's top-k at every trained position.
+train_batch teacher_scored(trainer& t, causal_lm& teacher, const distillation_config& cfg, const token_rows& rows,
+                           std::int64_t pad_id) {
+  auto batch = rows_to_batch(rows, pad_id);
+  auto top = teacher_topk(teacher, batch, cfg.topk_logits_k, t.config().microbatch_size);
+  batch.per_token["teacher_topk_logprobs"] = top.values;
+  batch.per_token["teacher_topk_indices"] = top.indices;
+  return batch;
+}
+
 }  // namespace
 
 train_batch rows_to_batch(const token_rows& rows, std::int64_t pad_id) {
@@ -127,6 +152,35 @@ std::map<std::string, double> dpo_eval(trainer& t, const dpo_config& cfg, const 
   std::map<std::string, double> m;
   for (const auto& [k, v] : out.metrics.finalize()) m["dpo/eval_" + k] = v;
   return m;
+}
+
+std::map<std::string, double> distill_step(trainer& t, causal_lm& teacher, const distillation_config& cfg,
+                                           const token_rows& rows, std::int64_t pad_id) {
+  auto batch = teacher_scored(t, teacher, cfg, rows, pad_id);
+  auto result = t.train_step(batch, [cfg](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+    return distill_loss(policy, mb, cfg, global.tokens);
+  });
+  return renamed(result.metrics, "distill");
+}
+
+std::map<std::string, double> distill_eval(trainer& t, causal_lm& teacher, const distillation_config& cfg,
+                                           const token_rows& rows, std::int64_t pad_id) {
+  auto batch = teacher_scored(t, teacher, cfg, rows, pad_id);
+  torch::NoGradGuard no_grad;
+  const auto global = global_totals(batch);
+  loss_metrics merged;
+  const auto mb = t.config().microbatch_size;
+  for (std::int64_t b = 0; b < batch.size(); b += mb) {
+    auto part = batch.slice(b, std::min(batch.size(), b + mb));
+    part.input_ids = part.input_ids.to(t.policy()->device());
+    part.attention_mask = part.attention_mask.to(t.policy()->device());
+    for (auto& [k, v] : part.per_token) v = v.to(t.policy()->device());
+    part.response_mask = part.response_mask.to(t.policy()->device());
+    merged.add(distill_loss(t.policy(), part, cfg, global.tokens).metrics);
+  }
+  std::map<std::string, double> out;
+  for (const auto& [k, v] : merged.finalize()) out["distill/eval_" + k] = v;
+  return out;
 }
 
 }  // namespace troupe

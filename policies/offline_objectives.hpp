@@ -50,4 +50,15 @@ std::map<std::string, double> dpo_step(trainer& t, const dpo_config& cfg, const 
 std::map<std::string, double> dpo_eval(trainer& t, const dpo_config& cfg, const token_rows& pairs,
                                        std::int64_t pad_id);
 
+// On-policy distillation: rows are prompts followed by the student's own completions
+// (pad_examples of them; loss_mask on the completion). The teacher's top-k next-token
+// logprobs at each completion position (teacher_topk) are the targets of losses.hpp's
+// distillation_loss, token level over the batch. Metrics distill/<name>: loss,
+// forward_kl, reverse_kl, grad_norm, lr, skipped.
+std::map<std::string, double> distill_step(trainer& t, causal_lm& teacher, const distillation_config& cfg,
+                                           const token_rows& rows, std::int64_t pad_id);
+// The same KLs without gradients, as distill/eval_<name>.
+std::map<std::string, double> distill_eval(trainer& t, causal_lm& teacher, const distillation_config& cfg,
+                                           const token_rows& rows, std::int64_t pad_id);
+
 }  // namespace troupe

@@ -130,5 +130,28 @@ TEST(offline_cli, dpo_run_warm_starts_then_records_preference_metrics_train_and_
   EXPECT_NE(r.out.find("from runs/d/checkpoints/step_000004"), std::string::npos) << r.out;
 }
 
+TEST(offline_cli, distill_run_samples_scores_with_the_teacher_and_reports_kl_and_both_accuracies) {
+  testing::temp_dir dir;
+  // A teacher trained by troupe: a tiny sft run's final checkpoint.
+  auto r = troupe(dir, "run '" + examples_dir + "sft_arithmetic.yaml' run.name=t sft.steps=2 "
+                       "data.train_examples=100 data.eval_examples=4" + tiny);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  r = troupe(dir, "run '" + examples_dir + "distill_arithmetic.yaml' run.name=d distill.teacher=runs/t/checkpoints/step_000002 "
+                  "distill.steps=3 distill.eval_every=2 distill.prompts_per_step=4 distill.eval_prompts=6" + tiny);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("distill 3/3"), std::string::npos) << r.out;
+  auto store = run_store::open(dir / "runs/d/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.info().status, "finished");
+  for (const char* name : {"distill/loss", "distill/forward_kl", "distill/reverse_kl", "train/accuracy", "time/step_s"})
+    EXPECT_EQ(store.metrics(name).size(), 3u) << name;
+  for (const char* name : {"eval/student_accuracy", "eval/teacher_accuracy", "distill/eval_forward_kl"})
+    EXPECT_EQ(store.metrics(name).size(), 3u) << name << ": at step 0, every 2 steps and at the end";
+  EXPECT_EQ(store.checkpoints().size(), 1u);
+  r = troupe(dir, "run '" + examples_dir + "distill_arithmetic.yaml' distill.teacher=runs/t/checkpoints/step_000002 "
+                  "distill.loss.topk_logits_k=100" + tiny);
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("distill.loss"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace troupe

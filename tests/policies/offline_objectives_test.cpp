@@ -156,5 +156,35 @@ TEST(offline_objectives, dpo_refuses_an_odd_microbatch_and_half_pairs) {
   EXPECT_THROW(dpo_step(t2, dpo_config{}, odd, pad_id), input_error);
 }
 
+TEST(offline_objectives, distillation_brings_the_student_to_the_teacher_and_leaves_the_teacher_alone) {
+  auto rows = pad_examples(examples(8, 9));
+  policy_section p;
+  p.hidden_size = 48;
+  p.intermediate_size = 96;
+  p.num_hidden_layers = 2;
+  p.num_attention_heads = 4;
+  p.num_key_value_heads = 2;
+  auto tc = small_model_config(p, vocab);
+  tc.initializer_range = 0.3;  // a peaked teacher
+  causal_lm teacher(tc);
+  teacher->init_weights(11);
+  auto teacher_start = frozen_copy(teacher);
+  auto student = tiny_model();
+  auto cfg = sgd_like(4);
+  cfg.lr = 1e-2;
+  trainer t(student, cfg, false);
+  distillation_config d;
+  d.topk_logits_k = 8;
+  auto before = distill_eval(t, teacher, d, rows, pad_id);
+  std::map<std::string, double> last;
+  for (int i = 0; i < 15; ++i) last = distill_step(t, teacher, d, rows, pad_id);
+  for (const char* k : {"distill/loss", "distill/forward_kl", "distill/reverse_kl", "distill/grad_norm"})
+    EXPECT_EQ(last.count(k), 1u) << k;
+  auto after = distill_eval(t, teacher, d, rows, pad_id);
+  EXPECT_LT(after.at("distill/eval_forward_kl"), 0.5 * before.at("distill/eval_forward_kl"));
+  EXPECT_LT(after.at("distill/eval_loss"), before.at("distill/eval_loss"));
+  EXPECT_EQ(param_distance(teacher, teacher_start), 0.0);
+}
+
 }  // namespace
 }  // namespace troupe
