@@ -30,5 +30,6 @@ using weights_atom = caf::atom_constant<caf::atom("weights")>;
 using save_atom = caf::atom_constant<caf::atom("save")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using sft_atom = caf::atom_constant<caf::atom("sft")>;
+using eval_atom = caf::atom_constant<caf::atom("eval")>;
 
 }  // namespace troupe

@@ -13,6 +13,18 @@ const std::vector<experiment_entry>& experiments() {
      [](const experiment_config& cfg) { torch_plugin().validate_grpo(cfg); },
      /*resumable=*/true,
      [](experiment_context& ctx, const std::string& checkpoint) { return torch_plugin().eval_grpo(ctx, checkpoint); }},
+    {"sft", "supervised fine-tuning on prompt/response or chat JSONL: trainer and store actors",
+     [](experiment_context& ctx) { return torch_plugin().run_sft(ctx); },
+     [](const experiment_config& cfg) { torch_plugin().validate_sft(cfg); },
+     /*resumable=*/false, {}},
+    {"dpo", "direct preference optimization (DPO / IPO) on prompt/chosen/rejected JSONL against a frozen reference",
+     [](experiment_context& ctx) { return torch_plugin().run_dpo(ctx); },
+     [](const experiment_config& cfg) { torch_plugin().validate_dpo(cfg); },
+     /*resumable=*/false, {}},
+    {"distill", "on-policy distillation: the student samples, a teacher checkpoint scores its top-k logprobs",
+     [](experiment_context& ctx) { return torch_plugin().run_distill(ctx); },
+     [](const experiment_config& cfg) { torch_plugin().validate_distill(cfg); },
+     /*resumable=*/false, {}},
   };
   return all;
 }

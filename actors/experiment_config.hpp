@@ -5,7 +5,10 @@
 
 #include <string>
 
+#include "actors/distill_config.hpp"
+#include "actors/dpo_config.hpp"
 #include "actors/grpo_config.hpp"
+#include "actors/sft_config.hpp"
 #include "actors/smoke.hpp"
 #include "actors/system.hpp"
 #include "core/config_binding.hpp"
@@ -31,6 +34,9 @@ struct experiment_config {
   reward_section reward;
   guardrails_section guardrails;
   weight_sync_section weight_sync;
+  data_section data;
+  dpo_section dpo;
+  distill_section distill;
 
   template <class V>
   void describe(V& v) {
@@ -47,6 +53,9 @@ struct experiment_config {
     v.field("reward", reward, "how reward components combine");
     v.field("guardrails", guardrails, "rails on the policy's output, as reward components");
     v.field("weight_sync", weight_sync, "how updated weights reach the generator");
+    v.field("data", data, "the dataset of the sft and dpo experiments");
+    v.field("dpo", dpo, "the dpo experiment");
+    v.field("distill", distill, "the on-policy distillation experiment");
   }
 };
 

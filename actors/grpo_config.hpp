@@ -52,6 +52,8 @@ struct sft_section {
   double lr = 3e-3;
   std::int64_t microbatch_size = 32;
   std::string target_key = "answer";  // the task metadata the stage learns to write
+  std::int64_t eval_every = 50;        // sft experiment: steps between held-out evaluations
+  std::int64_t checkpoint_every = 0;   // sft experiment: steps between checkpoints; 0: only at the end
 
   template <class V>
   void describe(V& v) {
@@ -60,6 +62,10 @@ struct sft_section {
     v.field("batch_size", batch_size, "examples per step", at_least<std::int64_t>(1));
     v.field("lr", lr, "AdamW learning rate of the stage", greater_than(0.0));
     v.field("microbatch_size", microbatch_size, "examples per forward/backward pass", at_least<std::int64_t>(1));
+    v.field("eval_every", eval_every, "experiment sft: steps between held-out evaluations (and at 0 and the end); 0: "
+            "only then", at_least<std::int64_t>(0));
+    v.field("checkpoint_every", checkpoint_every, "experiment sft: steps between checkpoints; 0: only at the end",
+            at_least<std::int64_t>(0));
   }
 };
 

@@ -12,6 +12,7 @@
 
 #include "actors/env_host.hpp"
 #include "actors/generator.hpp"
+#include "actors/offline_trainer_actor.hpp"
 #include "actors/reward_actor.hpp"
 #include "actors/trainer_actor.hpp"
 #include "core/store.hpp"

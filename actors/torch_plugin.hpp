@@ -21,7 +21,7 @@ struct experiment_context;
 struct experiment_outcome;
 
 struct torch_plugin_api {
-  static constexpr int current_abi = 6;
+  static constexpr int current_abi = 7;
   int abi_version = current_abi;
   device_report (*probe_devices)() = nullptr;
   // `troupe generate ARGS...` (cli/cmd_generate.cpp): returns the exit code; throws
@@ -32,6 +32,14 @@ struct torch_plugin_api {
   experiment_outcome (*run_grpo)(experiment_context& ctx) = nullptr;
   void (*validate_grpo)(const experiment_config& cfg) = nullptr;
   experiment_outcome (*eval_grpo)(experiment_context& ctx, const std::string& checkpoint) = nullptr;
+  // The SFT and DPO experiments (actors/sft.hpp, actors/dpo.hpp).
+  experiment_outcome (*run_sft)(experiment_context& ctx) = nullptr;
+  void (*validate_sft)(const experiment_config& cfg) = nullptr;
+  experiment_outcome (*run_dpo)(experiment_context& ctx) = nullptr;
+  void (*validate_dpo)(const experiment_config& cfg) = nullptr;
+  // On-policy distillation (actors/distill.hpp).
+  experiment_outcome (*run_distill)(experiment_context& ctx) = nullptr;
+  void (*validate_distill)(const experiment_config& cfg) = nullptr;
 };
 
 // The plugin's entry point, looked up with dlsym by this name.

@@ -1,7 +1,10 @@
 // The torch plugin's entry point (see actors/torch_plugin.hpp): the only symbol the
 // `troupe` binary looks up in libtroupe_torch.so.
+#include "actors/distill.hpp"
+#include "actors/dpo.hpp"
 #include "actors/experiment.hpp"
 #include "actors/grpo.hpp"
+#include "actors/sft.hpp"
 #include "actors/torch_plugin.hpp"
 #include "cli/commands.hpp"
 
@@ -14,6 +17,12 @@ extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api
     a.run_grpo = &troupe::run_grpo;
     a.validate_grpo = &troupe::validate_grpo;
     a.eval_grpo = &troupe::eval_grpo;
+    a.run_sft = &troupe::run_sft;
+    a.validate_sft = &troupe::validate_sft;
+    a.run_dpo = &troupe::run_dpo;
+    a.validate_dpo = &troupe::validate_dpo;
+    a.run_distill = &troupe::run_distill;
+    a.validate_distill = &troupe::validate_distill;
     return a;
   }();
   return &api;

@@ -160,7 +160,7 @@ torch::Device causal_lm_impl::device() const { return model->embed_tokens->weigh
 torch::Dtype causal_lm_impl::dtype() const { return model->embed_tokens->weight.scalar_type(); }
 
 torch::Tensor causal_lm_impl::run(const torch::Tensor& input_ids, const torch::Tensor& position_ids,
-                                  const torch::Tensor& key_mask, kv_cache* cache) {
+                                  const torch::Tensor& key_mask, kv_cache* cache, const torch::Tensor& segment_ids) {
   const auto T = input_ids.size(1);
   const std::int64_t past = cache ? cache->length : 0;
   const auto S = past + T;
@@ -180,6 +180,8 @@ torch::Tensor causal_lm_impl::run(const torch::Tensor& input_ids, const torch::T
   auto k_slot = torch::arange(0, S, input_ids.options().dtype(torch::kInt64)).view({1, 1, S});
   auto causal = k_slot <= q_slot;                                          // (1, T, S)
   auto mask = causal.logical_and(key_mask.to(torch::kBool).unsqueeze(1));  // (B, T, S)
+  if (segment_ids.defined())  // packed rows: only keys of the query's own segment (S == T)
+    mask = mask.logical_and(segment_ids.unsqueeze(2) == segment_ids.unsqueeze(1));
   mask = mask.logical_or(k_slot == q_slot).unsqueeze(1);                   // (B, 1, T, S)
 
   auto h = model->embed_tokens(input_ids);  // (B, T, H)
@@ -201,6 +203,20 @@ torch::Tensor causal_lm_impl::hidden_states(const torch::Tensor& input_ids, cons
   // Positions count real tokens only, so left padding does not shift them.
   auto positions = (attention_mask.to(torch::kInt64).cumsum(1) - 1).clamp_min(0);
   return run(input_ids, positions, attention_mask, nullptr);
+}
+
+torch::Tensor causal_lm_impl::hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                                            const torch::Tensor& segment_ids) {
+  TORCH_CHECK(segment_ids.sizes() == input_ids.sizes(), "segment_ids must have the shape of input_ids");
+  const auto T = input_ids.size(1);
+  auto seg = segment_ids.to(input_ids.device(), torch::kInt64);
+  // Position = slot - first slot of the token's segment: mark each segment's start with
+  // its slot, and carry the latest start forward with a running max.
+  auto slot = torch::arange(T, seg.options()).view({1, T}).expand_as(seg);  // (B, T)
+  auto starts = torch::ones_like(seg, torch::kBool);
+  if (T > 1) starts.narrow(1, 1, T - 1).copy_(seg.narrow(1, 1, T - 1) != seg.narrow(1, 0, T - 1));
+  auto first = std::get<0>(torch::where(starts, slot, torch::zeros_like(slot)).cummax(1));
+  return run(input_ids, slot - first, attention_mask, nullptr, seg);
 }
 
 torch::Tensor causal_lm_impl::forward(const torch::Tensor& input_ids, const torch::Tensor& attention_mask) {

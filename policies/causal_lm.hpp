@@ -92,6 +92,14 @@ class causal_lm_impl : public torch::nn::Module {
   // logits of a few positions only (scoring, the last token) map those with logits().
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
 
+  // Packed rows (policies/sft_data.hpp): segment_ids (B, T) int64 number the sequences
+  // of each row (0 on padding). A token attends only to earlier tokens of its own
+  // segment and positions restart at 0 in each, so every packed sequence computes what
+  // it computes alone. The block-diagonal mask costs nothing extra: attention always
+  // takes a dense boolean mask. Returns (B, T, H).
+  torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
+                              const torch::Tensor& segment_ids);
+
   // Incremental step over a cache. input_ids (B, T), position_ids (B, T),
   // key_mask (B, cache.length + T) bool: which keys are real tokens. Advances
   // cache.length by T. Returns the final hidden states (B, T, H); logits() maps them.
@@ -116,9 +124,10 @@ class causal_lm_impl : public torch::nn::Module {
   torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
-  // Runs embeddings and layers; `cache` may be null (no caching).
+  // Runs embeddings and layers; `cache` may be null (no caching); `segment_ids` (B, T)
+  // may be undefined (one sequence per row).
   torch::Tensor run(const torch::Tensor& input_ids, const torch::Tensor& position_ids, const torch::Tensor& key_mask,
-                    kv_cache* cache);
+                    kv_cache* cache, const torch::Tensor& segment_ids = {});
   model_config config_;
   torch::Tensor inv_freq_;  // (hd / 2) float32, RoPE frequencies (llama3-scaled if configured)
 };

@@ -152,7 +152,7 @@ batch_totals global_totals(const train_batch& batch) {
 // --- logprobs -------------------------------------------------------------------------
 
 torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                             const torch::Tensor& where, double temperature) {
+                             const torch::Tensor& where, double temperature, const torch::Tensor& segment_ids) {
   if (!(temperature > 0)) throw input_error("token_logprobs: temperature must be > 0");
   const auto device = model->device();
   const auto B = input_ids.size(0), T = input_ids.size(1);
@@ -162,7 +162,8 @@ torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, c
   target.select(1, 0).fill_(false);      // no position predicts token 0
   auto out = torch::zeros({B, T}, torch::TensorOptions().dtype(out_dtype).device(device));
   if (T < 2) return out;
-  auto hidden = model->hidden_states(ids, attention_mask.to(device));  // (B, T, H)
+  auto hidden = segment_ids.defined() ? model->hidden_states(ids, attention_mask.to(device), segment_ids.to(device))
+                                      : model->hidden_states(ids, attention_mask.to(device));  // (B, T, H)
   // Position t-1 predicts token t: the hidden states of the positions before targets.
   auto predictor = torch::zeros_like(target);
   predictor.narrow(1, 0, T - 1).copy_(target.narrow(1, 1, T - 1));
@@ -175,7 +176,9 @@ torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, c
 }
 
 torch::Tensor token_logprobs(causal_lm& model, const train_batch& batch, double temperature) {
-  return token_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask, temperature);
+  auto seg = batch.per_token.find("segment_ids");
+  return token_logprobs(model, batch.input_ids, batch.attention_mask, batch.response_mask, temperature,
+                        seg == batch.per_token.end() ? torch::Tensor() : seg->second);
 }
 
 topk_logprobs teacher_topk(causal_lm& teacher, const train_batch& batch, std::int64_t k, std::int64_t microbatch_size,

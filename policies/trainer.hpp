@@ -97,9 +97,12 @@ using loss_fn = std::function<loss_result(causal_lm& policy, const train_batch& 
 // Logits are computed for those positions only. Float32 for float32/bfloat16/float16
 // models, float64 for float64 ones. Differentiable when grad mode is on; agrees with
 // score_logprobs (policies/generation.hpp).
+// `segment_ids` (B, T), when defined, marks packed rows (causal_lm::hidden_states).
 torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                             const torch::Tensor& where, double temperature = 1.0);
-// The same over a (micro)batch's response_mask.
+                             const torch::Tensor& where, double temperature = 1.0,
+                             const torch::Tensor& segment_ids = {});
+// The same over a (micro)batch's response_mask; a per_token "segment_ids" (B, T) makes
+// its rows packed.
 torch::Tensor token_logprobs(causal_lm& model, const train_batch& batch, double temperature = 1.0);
 
 // The teacher's top-k next-token logprobs over the student's tokens, for distillation:

@@ -1,0 +1,173 @@
+#include "actors/dpo.hpp"
+
+#include <chrono>
+#include <cstdio>
+
+#include "actors/atoms.hpp"
+#include "actors/offline_run.hpp"
+#include "core/progress.hpp"
+#include "core/stop.hpp"
+
+namespace troupe {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr std::size_t eval_chunk = 128;  // held-out pairs per eval message
+
+std::string fixed(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f", v);
+  return buf;
+}
+
+class dpo_run {
+ public:
+  explicit dpo_run(experiment_context& ctx) : ctx_(ctx), cfg_(ctx.config), co_(ctx) {}
+  experiment_outcome run();
+
+ private:
+  void setup();
+  void warm_start();
+  std::map<std::string, double> train_step(std::int64_t step);
+  std::map<std::string, double> evaluate(std::int64_t step);
+
+  experiment_context& ctx_;
+  const experiment_config& cfg_;
+  offline_coordinator co_;
+  offline_policy policy_;
+  preference_dataset data_;
+  std::unique_ptr<epoch_sampler> sampler_;
+  caf::actor trainer_;
+};
+
+void dpo_run::setup() {
+  policy_ = make_offline_policy(cfg_, cfg_.dpo.init_from);
+  data_ = load_preference_dataset(cfg_, policy_);
+  ctx_.out << "dpo: " << data_.train.size() << " training and " << data_.eval.size() << " held-out pairs"
+           << (data_.truncated ? ", " + std::to_string(data_.truncated) + " responses cut to data.max_length" : "")
+           << (cfg_.dpo.init_from.empty() ? "" : ", from " + cfg_.dpo.init_from) << '\n';
+  sampler_ = std::make_unique<epoch_sampler>(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed));
+  warm_start();
+  offline_trainer_options o;
+  o.objective = offline_objective::dpo;
+  o.trainer = cfg_.trainer;
+  o.trainer.microbatch_size = 2 * cfg_.trainer.microbatch_size;  // pairs -> rows
+  o.dpo = cfg_.dpo.loss;
+  o.pad_id = *policy_.tok->pad_id();
+  trainer_ = spawn_offline_trainer_actor(ctx_.sys, policy_.model, o);
+}
+
+// sft.steps supervised steps on the chosen responses, by a trainer of their own (as
+// GRPO's warm start has its own optimizer). The policy is trained in place, so the DPO
+// trainer spawned next takes the result as its starting point and its reference.
+void dpo_run::warm_start() {
+  const auto& s = cfg_.sft;
+  if (s.steps == 0) return;
+  auto sft = spawn_offline_trainer_actor(ctx_.sys, policy_.model, sft_trainer_options(cfg_, policy_));
+  epoch_sampler sampler(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed) ^ 0x5f7ULL);
+  progress bar("sft", s.steps, parse_progress_style(cfg_.system.progress), ctx_.out);
+  for (std::int64_t step = 0; step < s.steps && !stop_requested(); ++step) {
+    std::vector<tokenized_example> batch;
+    for (auto i : sampler.next(static_cast<std::size_t>(s.batch_size))) batch.push_back(data_.train[i].chosen);
+    auto m = co_.sft_step(sft, pad_examples(batch), step);
+    bar.update(step + 1, {{"loss", m["sft/loss"]}, {"tok/s", m["sft/tokens_per_s"]}});
+  }
+  bar.finish();
+  co_.stop(sft);  // idle: its last step has been answered
+}
+
+std::map<std::string, double> dpo_run::train_step(std::int64_t step) {
+  const auto t0 = clock_type::now();
+  std::vector<preference_tokens> batch;
+  for (auto i : sampler_->next(static_cast<std::size_t>(cfg_.dpo.batch_size))) batch.push_back(data_.train[i]);
+  auto rows = pair_examples(batch);
+  const auto tokens = rows.tokens();
+  auto m = co_.ask<std::map<std::string, double>>(trainer_, train_atom::value, std::move(rows));
+  const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+  m["dpo/tokens_per_s"] = static_cast<double>(tokens) / s;
+  m["dpo/epoch"] = static_cast<double>(sampler_->epoch());
+  m["time/step_s"] = s;
+  co_.log(step, m);
+  return m;
+}
+
+// Each answer is a mean over its chunk's pairs; weighting by the pairs merges them
+// into the exact mean over all held-out pairs.
+std::map<std::string, double> dpo_run::evaluate(std::int64_t step) {
+  std::map<std::string, double> sums;
+  double pairs = 0;
+  for (std::size_t b = 0; b < data_.eval.size(); b += eval_chunk) {
+    const auto e = std::min(data_.eval.size(), b + eval_chunk);
+    std::vector<preference_tokens> chunk(data_.eval.begin() + static_cast<std::ptrdiff_t>(b),
+                                         data_.eval.begin() + static_cast<std::ptrdiff_t>(e));
+    auto m = co_.ask<std::map<std::string, double>>(trainer_, eval_atom::value, pair_examples(chunk));
+    for (const auto& [k, v] : m) sums[k] += v * static_cast<double>(e - b);
+    pairs += static_cast<double>(e - b);
+  }
+  for (auto& [k, v] : sums) v /= pairs;
+  co_.log(step, sums);
+  ctx_.out << "eval at step " << step << ": accuracy " << fixed(sums["dpo/eval_accuracy"]) << ", reward margin "
+           << fixed(sums["dpo/eval_reward_margin"]) << ", loss " << fixed(sums["dpo/eval_loss"]) << '\n';
+  return sums;
+}
+
+experiment_outcome dpo_run::run() {
+  experiment_outcome out;
+  try {
+    setup();
+    const auto& d = cfg_.dpo;
+    const auto first = evaluate(0);
+    auto last = first;
+    progress bar("dpo", std::max<std::int64_t>(1, d.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
+    std::int64_t step = 0;
+    for (; step < d.steps && !stop_requested(); ++step) {
+      auto m = train_step(step);
+      if (d.eval_every > 0 && (step + 1) % d.eval_every == 0 && step + 1 < d.steps) last = evaluate(step + 1);
+      if (d.checkpoint_every > 0 && (step + 1) % d.checkpoint_every == 0 && step + 1 < d.steps)
+        co_.checkpoint(trainer_, step + 1);
+      bar.update(step + 1, {{"loss", m["dpo/loss"]},
+                            {"acc", m["dpo/accuracy"]},
+                            {"margin", m["dpo/reward_margin"]},
+                            {"eval_acc", last["dpo/eval_accuracy"]}});
+    }
+    bar.finish();
+    last = evaluate(step);
+    co_.checkpoint(trainer_, step);
+    out.status = stop_requested() ? "stopped" : "finished";
+    out.message = "dpo: " + std::to_string(step) + " steps, held-out preference accuracy " +
+                  fixed(first.at("dpo/eval_accuracy")) + " -> " + fixed(last.at("dpo/eval_accuracy"));
+  } catch (const input_error&) {
+    co_.stop(trainer_);
+    throw;
+  } catch (const std::exception& e) {
+    out.status = "failed";
+    out.message = e.what();
+  }
+  co_.stop(trainer_);
+  return out;
+}
+
+}  // namespace
+
+void validate_dpo(const experiment_config& cfg) {
+  validate_offline(cfg);
+  if (cfg.data.packing)
+    throw input_error("data.packing: the dpo experiment pads each chosen / rejected row; set data.packing: false");
+  try {
+    cfg.dpo.loss.validate();
+  } catch (const input_error& e) {
+    std::string what = e.what();  // "dpo: <option> ..." names the option under dpo.loss
+    if (what.rfind("dpo: ", 0) == 0) what = what.substr(5);
+    throw input_error("dpo.loss." + what);
+  }
+  load_preference_dataset(cfg, make_offline_tokenizer(cfg));  // bad lines fail here, before a run exists
+}
+
+experiment_outcome run_dpo(experiment_context& ctx) {
+  dpo_run run(ctx);
+  return run.run();
+}
+
+}  // namespace troupe
