@@ -437,6 +437,35 @@ TEST(cli, grpo_with_a_rails_file_penalizes_its_triggers_and_reports_each_rails_t
   EXPECT_FALSE(fs::exists(dir / "runs/bad")) << "refused before the run directory exists";
 }
 
+// A few steps against each built-in environment: single-turn countdown, and the
+// multi-turn guess_number and calculator, whose episodes span several generations.
+TEST(cli, grpo_runs_against_every_built_in_environment) {
+  testing::temp_dir dir;
+  const std::string small = " grpo.steps=2 grpo.prompts_per_step=2 grpo.group_size=2 grpo.eval_prompts=4 sft.steps=0 "
+                            "system.progress=off";
+  const std::string src = std::string(TROUPE_SOURCE_DIR) + "/examples/";
+  for (const std::string e : {"guess_number", "calculator"}) {
+    auto r = troupe(dir, "run '" + src + "grpo_" + e + ".yaml' run.name=" + e + small);
+    ASSERT_EQ(r.code, 0) << e << r.out << r.err;
+    auto store = run_store::open(dir / ("runs/" + e + "/store.sqlite"), store_mode::read_only);
+    EXPECT_EQ(store.metrics("train/loss").size(), 2u) << e;
+    for (const auto& m : store.metrics("train/failed_episodes")) EXPECT_EQ(m.value, 0.0) << e;
+    // A rollout holds the whole episode; every episode ran to its end and was judged.
+    const auto rollouts = store.rollouts(10);
+    ASSERT_FALSE(rollouts.empty());
+    for (const auto& ro : rollouts)
+      EXPECT_NE(ro.rewards_json.find(e == "guess_number" ? "\"solved\"" : "\"correct\""), std::string::npos)
+        << e << ": " << ro.rewards_json;
+    if (e == "guess_number") {  // a random policy writes no valid guess: the game says so, turn after turn
+      EXPECT_NE(rollouts[0].completion.find("write <guess>N</guess>"), std::string::npos) << rollouts[0].completion;
+    }
+  }
+  auto r = troupe(dir, "run '" + src + "grpo_countdown.yaml' run.name=countdown" + small);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto store = run_store::open(dir / "runs/countdown/store.sqlite", store_mode::read_only);
+  EXPECT_NE(store.rollouts(1)[0].rewards_json.find("\"format\""), std::string::npos);
+}
+
 TEST(cli, grpo_rejects_settings_it_cannot_honour_before_creating_a_run) {
   testing::temp_dir dir;
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
