@@ -38,7 +38,13 @@ caf::behavior env_worker(caf::event_based_actor* self, std::shared_ptr<environme
       out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       return out;
     },
-    [env](reset_atom, const task& t) { return env->reset(t); },
+    [env](reset_atom, const task& t) -> caf::result<observation> {
+      try {
+        return env->reset(t);
+      } catch (const std::exception& e) {  // a task it cannot start: an error, not a crash
+        return make_error(errc::bad_input, e.what());
+      }
+    },
     [episodes, make](open_atom, std::int64_t id, const task& t) -> caf::result<observation> {
       try {
         auto instance = make();

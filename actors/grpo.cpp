@@ -222,11 +222,11 @@ std::vector<observation> grpo_run::observe(const std::vector<task>& tasks) {
   for (const auto& t : tasks) pending.push_back(self_->request(env_, long_wait, reset_atom::value, t));
   std::vector<observation> out(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i)
+    // An environment that cannot start a task (it throws, or its worker crashed) still
+    // gets the task's own prompt: the episode's judging then fails the same way and is
+    // recorded as failed with the error, and the step goes on.
     pending[i].receive([&](observation& o) { out[i] = std::move(o); },
-                       [&](caf::error& err) {
-                         throw system_error("env " + cfg_.env.name + ": reset of task '" + tasks[i].id +
-                                            "': " + render(err));
-                       });
+                       [&](caf::error&) { out[i] = {tasks[i].prompt, {}}; });
   return out;
 }
 

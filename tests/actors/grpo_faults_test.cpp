@@ -14,6 +14,7 @@
 #include "actors/system.hpp"
 #include "core/config_tree.hpp"
 #include "core/run_dir.hpp"
+#include "environments/task_source.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace troupe {
@@ -37,6 +38,10 @@ class chaos_env : public environment {
   static inline std::atomic<bool> crashed_{false};
 };
 TROUPE_REGISTER_ENVIRONMENT("test_chaos", chaos_env, "arithmetic with failures and one crash");
+// Its tasks are arithmetic's.
+TROUPE_REGISTER_TASK_GENERATOR("test_chaos", [](const environment_options& o, std::uint64_t seed) {
+  return make_task_source("arithmetic", o, seed);
+});
 
 TEST(grpo_faults, failing_and_crashing_episodes_are_recorded_and_every_step_completes) {
   testing::temp_dir dir;
