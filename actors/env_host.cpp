@@ -157,7 +157,7 @@ caf::behavior env_host(host_actor* self, env_host_options opts) {
       const std::size_t slot = st.next++ % st.workers.size();
       st.episodes[id] = slot;
       auto rp = self->make_response_promise<observation>();
-      self->request(st.workers[slot], st.opts.episode_timeout, open_atom::value, id, std::move(t))
+      self->request(st.workers[slot], st.opts.step_timeout, open_atom::value, id, std::move(t))
         .then([rp](observation& o) mutable { rp.deliver(std::move(o)); },
               [self, rp, id](caf::error& err) mutable {
                 self->state.episodes.erase(id);
@@ -172,7 +172,7 @@ caf::behavior env_host(host_actor* self, env_host_options opts) {
       const std::size_t slot = it->second;
       const caf::actor worker = st.workers[slot];
       auto rp = self->make_response_promise<step_result>();
-      self->request(worker, st.opts.episode_timeout, step_atom::value, id, std::move(action))
+      self->request(worker, st.opts.step_timeout, step_atom::value, id, std::move(action))
         .then([self, rp, id](step_result& r) mutable {
                 if (r.done) self->state.episodes.erase(id);
                 rp.deliver(std::move(r));

@@ -50,6 +50,7 @@ struct env_host_options {
   environment_options options;
   int pool = 4;                    // instances, i.e. episodes judged concurrently
   std::chrono::milliseconds episode_timeout{std::chrono::seconds(30)};
+  std::chrono::milliseconds step_timeout{std::chrono::seconds(30)};  // multi-turn open / step
   caf::actor store;                // for restart / replace events; may be invalid
 };
 

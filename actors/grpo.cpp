@@ -169,6 +169,7 @@ void grpo_run::setup() {
   eo.options = cfg_.env.options;
   eo.pool = static_cast<int>(cfg_.env.pool);
   eo.episode_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.env.episode_timeout_s * 1000));
+  eo.step_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.env.step_timeout_s * 1000));
   eo.store = ctx_.store;
   env_ = spawn_env_host(ctx_.sys, eo);
   // Crashed rails or reward actors come back (with an event); the episodes they were
@@ -328,6 +329,9 @@ void grpo_run::play(std::vector<rollout>& rs, double temperature) {
   std::vector<std::string> action(n);
   std::vector<std::vector<std::string>> stops(n);
   std::vector<std::size_t> active;
+  // The per-episode deadline, counted from the first action (each turn also has its
+  // own, env.step_timeout_s, in the env host).
+  const auto deadline = clock_type::now() + std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.env.episode_timeout_s * 1000));
   for (std::size_t i = 0; i < n; ++i) {
     auto& r = rs[i];
     context[i] = r.prompt;
@@ -349,6 +353,12 @@ void grpo_run::play(std::vector<rollout>& rs, double temperature) {
           for (const auto& [name, v] : x.rewards) r.episode.verdict.rewards[name] += v;
           for (auto& [key, v] : x.info) r.episode.verdict.info[key] = std::move(v);
           if (x.done) return;
+          if (clock_type::now() > deadline) {
+            r.episode.failed = true;
+            r.episode.error = "episode exceeded env.episode_timeout_s (" + std::to_string(cfg_.env.episode_timeout_s) + " s)";
+            self_->request(env_, long_wait, close_atom::value, r.episode_id).receive([](bool) {}, [](caf::error&) {});
+            return;
+          }
           if (turn >= cfg_.env.max_turns) {
             r.episode.verdict.info["end"] = "max_turns";
             self_->request(env_, long_wait, close_atom::value, r.episode_id).receive([](bool) {}, [](caf::error&) {});

@@ -18,6 +18,7 @@ struct env_section {
   std::map<std::string, std::string> options;  // the environment's own options
   std::int64_t pool = 4;                       // instances judging concurrently
   double episode_timeout_s = 30;
+  double step_timeout_s = 30;                  // multi-turn: one reset or step
   std::int64_t max_turns = 1;                  // 1: single-turn; more: multi-turn episodes
   std::string success = "correct";             // the reward component that means solved (pass@k, accuracy)
 
@@ -30,7 +31,8 @@ struct env_section {
     v.field("success", success, "reward component whose value > 0 means the episode succeeded (accuracy, pass@k)");
     v.field("options", options, "the environment's options, e.g. {max_digits: \"2\"}");
     v.field("pool", pool, "environment instances judging episodes concurrently", in_range<std::int64_t>(1, 4096));
-    v.field("episode_timeout_s", episode_timeout_s, "an episode (multi-turn: one turn) running longer fails",
+    v.field("episode_timeout_s", episode_timeout_s, "an episode running longer fails", greater_than(0.0));
+    v.field("step_timeout_s", step_timeout_s, "multi-turn: one reset or step of the environment running longer fails",
             greater_than(0.0));
   }
 };

@@ -460,6 +460,13 @@ TEST(cli, grpo_runs_against_every_built_in_environment) {
       EXPECT_NE(rollouts[0].completion.find("write <guess>N</guess>"), std::string::npos) << rollouts[0].completion;
     }
   }
+  // A multi-turn episode past its deadline fails (here: at once, after its first step).
+  auto late = troupe(dir, "run '" + src + "grpo_guess_number.yaml' run.name=late env.episode_timeout_s=0.000001" + small);
+  ASSERT_EQ(late.code, 0) << late.out << late.err;
+  auto late_store = run_store::open(dir / "runs/late/store.sqlite", store_mode::read_only);
+  for (const auto& m : late_store.metrics("train/failed_episodes")) EXPECT_EQ(m.value, 4.0);
+  EXPECT_NE(late_store.rollouts(1)[0].rewards_json.find("exceeded env.episode_timeout_s"), std::string::npos);
+
   auto r = troupe(dir, "run '" + src + "grpo_countdown.yaml' run.name=countdown" + small);
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   auto store = run_store::open(dir / "runs/countdown/store.sqlite", store_mode::read_only);
