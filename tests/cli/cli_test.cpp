@@ -211,6 +211,15 @@ TEST(cli, chat_guards_each_turn_with_the_rails_file) {
   EXPECT_NE(out.find("> I can't help with that.\n"), std::string::npos) << out;
   EXPECT_NE(err.find("[rails] input harmful_topics: block"), std::string::npos) << err;
   EXPECT_NE(err.find("[rails] input pii_in: mask"), std::string::npos) << err;
+  // Rails that ask a model ask the chat model: the tiny random one answers no yes or no,
+  // and the self-check rail fails closed, as configured, saying so.
+  const std::string with_models = std::string(TROUPE_SOURCE_DIR) + "/examples/rails/with_models.yaml";
+  const std::string cmd2 = "cd '" + dir.path().string() + "' && printf 'hello\\n' | '" TROUPE_BINARY "' chat --model '" +
+                           model + "' --rails '" + with_models + "' --max-new-tokens 4 --temperature 0 >out2.txt 2>err2.txt";
+  ASSERT_EQ(std::system(cmd2.c_str()), 0) << slurp(dir / "err2.txt");
+  EXPECT_NE(slurp(dir / "err2.txt").find("self_check_input: block (guard model gave no yes/no answer: fail-closed"),
+            std::string::npos)
+    << slurp(dir / "err2.txt");
   auto bad = troupe(dir, "chat --model '" + model + "' --rails nowhere.yaml");
   EXPECT_EQ(bad.code, 2);
   EXPECT_NE(bad.err.find("nowhere.yaml"), std::string::npos) << bad.err;
