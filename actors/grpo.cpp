@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -592,10 +593,28 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
     batch.gen_logprobs.push_back(rs[i].gen.logprobs);
     batch.advantages.push_back(adv[static_cast<std::int64_t>(i)].item<double>());
     batch.versions.push_back(rs[i].gen.weight_version);
-    if (multi_turn()) batch.completion_masks.push_back(rs[i].mask);
+  }
+  // Loss masks: multi-turn rows hide the observations; with guardrails.on_block: mask,
+  // a blocked completion is hidden whole (it still counted in its group's advantages).
+  double masked = 0;
+  const bool mask_blocked = cfg_.guardrails.on_block == "mask";
+  if (multi_turn() || mask_blocked) {
+    for (const auto& r : rs) {
+      auto m = r.mask.empty() ? std::vector<float>(r.gen.tokens.size(), 1.0f) : r.mask;
+      const bool blocked = std::any_of(r.verdicts.begin(), r.verdicts.end(),
+                                       [](const rail_verdict& v) { return v.action == rail_action::block; });
+      if (mask_blocked && blocked) {
+        std::fill(m.begin(), m.end(), 0.0f);
+        ++masked;
+      }
+      batch.completion_masks.push_back(std::move(m));
+    }
   }
   t = clock_type::now();
-  auto m = ask<std::map<std::string, double>>(trainer_, train_atom::value, std::move(batch));
+  // Every completion masked (all blocked): nothing to learn from, no update.
+  auto m = masked == static_cast<double>(rs.size())
+             ? std::map<std::string, double>{{"train/skipped", 1.0}}
+             : ask<std::map<std::string, double>>(trainer_, train_atom::value, std::move(batch));
   const double train_s = seconds_since(t);
   t = clock_type::now();
   publish_weights();
@@ -625,6 +644,7 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   m["train/reward_mean"] = rewards.mean().item<double>();
   m["train/accuracy"] = correct / n;
   m["train/failed_episodes"] = failed;
+  if (mask_blocked) m["train/masked_rollouts"] = masked;
   m["train/new_tokens_per_s"] = new_tokens / step_s;  // of step wall time, comparable sync vs async
   m["time/step_s"] = step_s;
   m["time/generate_s"] = generate_s;

@@ -75,6 +75,10 @@ struct guardrails_section {
   std::int64_t max_output_chars = 0;  // 0: the length rail is off
   double length_penalty = 1.0;
   std::string rails_file;             // empty: none; else its output rails shape rewards too
+  // Training: what a blocked completion becomes. failure_reward: it gets
+  // grpo.failure_reward and is trained on like any other; mask: it still counts in its
+  // group's advantages, but its tokens are masked out of the loss.
+  std::string on_block = "failure_reward";
 
   template <class V>
   void describe(V& v) {
@@ -83,6 +87,8 @@ struct guardrails_section {
     v.field("length_penalty", length_penalty, "reward subtracted when the length rail triggers", at_least(0.0));
     v.field("rails_file", rails_file,
             "a rails file (docs/guardrails.md) whose output rails also judge completions; empty is none");
+    v.field("on_block", on_block, "training: a blocked completion gets grpo.failure_reward (failure_reward) or is "
+            "masked out of the loss (mask)", one_of{"failure_reward", "mask"});
   }
 };
 

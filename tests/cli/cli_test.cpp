@@ -439,6 +439,20 @@ TEST(cli, grpo_with_a_rails_file_penalizes_its_triggers_and_reports_each_rails_t
     EXPECT_EQ(ro.rewards_json.find("rail/no_sevens") != std::string::npos, ro.completion.find('7') != std::string::npos)
       << ro.completion << " " << ro.rewards_json;
 
+  // on_block: mask: blocked completions stay out of the loss, and are counted.
+  std::ofstream(dir / "block7.yaml") << "output:\n  - name: no7\n    type: regex\n    patterns: ['7']\n"
+                                     << "    on_trigger: {action: block, message: no}\n";
+  auto masked = troupe(dir, "run '" + example + "' guardrails.rails_file=block7.yaml guardrails.on_block=mask "
+                            "run.name=m sft.steps=20 grpo.steps=2 grpo.prompts_per_step=8 grpo.group_size=4 "
+                            "grpo.eval_prompts=8 system.progress=off");
+  ASSERT_EQ(masked.code, 0) << masked.out << masked.err;
+  auto ms = run_store::open(dir / "runs/m/store.sqlite", store_mode::read_only);
+  double blocked = 0, counted = 0;
+  for (const auto& m : ms.metrics("rails/no7/trigger_rate")) blocked += m.value * 32;
+  for (const auto& m : ms.metrics("train/masked_rollouts")) counted += m.value;
+  EXPECT_EQ(counted, blocked);
+  EXPECT_GT(counted, 0) << "a random-ish policy writes a 7 now and then";
+
   std::ofstream(dir / "bad.yaml") << "output:\n  - name: broken\n    type: regex\n    patterns: ['(']\n";
   auto bad = troupe(dir, "run '" + example + "' guardrails.rails_file=bad.yaml run.name=bad");
   EXPECT_EQ(bad.code, 2) << bad.out;
