@@ -248,6 +248,7 @@ grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std:
   // every sample opens an episode of its own, whose first observation is its prompt.
   std::vector<observation> obs;
   std::vector<std::int64_t> ids;
+  std::map<std::size_t, std::string> open_errors;
   if (!multi_turn()) {
     obs = observe(ts);
   } else {
@@ -257,11 +258,13 @@ grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std:
         ids.push_back(next_episode_++);
         pending.push_back(self_->request(env_, long_wait, open_atom::value, ids.back(), t));
       }
+    // An episode that cannot start is failed with the reason; it still gets a
+    // generation from the task's own prompt, so that its group keeps its size.
     for (std::size_t k = 0; k < pending.size(); ++k)
       pending[k].receive([&](observation& o) { obs.push_back(std::move(o)); },
                          [&](caf::error& err) {
-                           throw system_error("env " + cfg_.env.name + ": cannot start an episode of task '" +
-                                              ts[k / static_cast<std::size_t>(per_task)].id + "': " + render(err));
+                           obs.push_back({ts[k / static_cast<std::size_t>(per_task)].prompt, {}});
+                           open_errors[k] = "cannot start the episode: " + render(err);
                          });
   }
   for (std::size_t i = 0; i < ts.size(); ++i) {
@@ -281,6 +284,10 @@ grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std:
       ro.prompt = prompt;
       ro.seed = r.seed;
       if (multi_turn()) ro.episode_id = ids[k];
+      if (auto e = open_errors.find(k); multi_turn() && e != open_errors.end()) {
+        ro.episode.failed = true;
+        ro.episode.error = e->second;
+      }
       reqs.push_back(std::move(r));
       out.rollouts.push_back(std::move(ro));
     }
@@ -340,7 +347,7 @@ void grpo_run::play(std::vector<rollout>& rs, double temperature) {
     r.mask.assign(r.gen.tokens.size(), 1.0f);
     r.episode.task_id = r.t->id;
     action[i] = r.gen.text;
-    active.push_back(i);
+    if (!r.episode.failed) active.push_back(i);  // failed: it could not even start
   }
   for (std::int64_t turn = 1; !active.empty(); ++turn) {
     std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
