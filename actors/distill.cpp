@@ -167,40 +167,35 @@ std::map<std::string, double> distill_run::evaluate(std::int64_t step) {
 }
 
 experiment_outcome distill_run::run() {
-  experiment_outcome out;
   auto stop_all = [&] {
     for (auto* a : {&trainer_, &student_gen_, &teacher_gen_}) co_.stop(*a);
   };
-  try {
-    setup();
-    const auto& d = cfg_.distill;
-    const auto first = evaluate(0);
-    auto last = first;
-    progress bar("distill", std::max<std::int64_t>(1, d.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
-    std::int64_t i = 0;
-    for (; i < d.steps && !stop_requested(); ++i) {
-      auto m = step(i);
-      if (d.eval_every > 0 && (i + 1) % d.eval_every == 0 && i + 1 < d.steps) last = evaluate(i + 1);
-      if (d.checkpoint_every > 0 && (i + 1) % d.checkpoint_every == 0 && i + 1 < d.steps) co_.checkpoint(trainer_, i + 1);
-      bar.update(i + 1, {{"loss", m["distill/loss"]}, {"acc", m["train/accuracy"]},
-                         {"eval_acc", last["eval/student_accuracy"]}});
-    }
-    bar.finish();
-    last = evaluate(i);
-    co_.checkpoint(trainer_, i);
-    out.status = stop_requested() ? "stopped" : "finished";
-    out.message = "distill: " + std::to_string(i) + " steps, student accuracy " +
-                  fixed(first.at("eval/student_accuracy")) + " -> " + fixed(last.at("eval/student_accuracy")) +
-                  " (teacher " + fixed(teacher_accuracy_) + ")";
-  } catch (const input_error&) {
-    stop_all();
-    throw;
-  } catch (const std::exception& e) {
-    out.status = "failed";
-    out.message = e.what();
-  }
-  stop_all();
-  return out;
+  return run_guarded(
+    [&] {
+      experiment_outcome out;
+      setup();
+      const auto& d = cfg_.distill;
+      const auto first = evaluate(0);
+      auto last = first;
+      progress bar("distill", std::max<std::int64_t>(1, d.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
+      std::int64_t i = 0;
+      for (; i < d.steps && !stop_requested(); ++i) {
+        auto m = step(i);
+        if (d.eval_every > 0 && (i + 1) % d.eval_every == 0 && i + 1 < d.steps) last = evaluate(i + 1);
+        if (d.checkpoint_every > 0 && (i + 1) % d.checkpoint_every == 0 && i + 1 < d.steps) co_.checkpoint(trainer_, i + 1);
+        bar.update(i + 1, {{"loss", m["distill/loss"]}, {"acc", m["train/accuracy"]},
+                           {"eval_acc", last["eval/student_accuracy"]}});
+      }
+      bar.finish();
+      last = evaluate(i);
+      co_.checkpoint(trainer_, i);
+      out.status = stop_requested() ? "stopped" : "finished";
+      out.message = "distill: " + std::to_string(i) + " steps, student accuracy " +
+                    fixed(first.at("eval/student_accuracy")) + " -> " + fixed(last.at("eval/student_accuracy")) +
+                    " (teacher " + fixed(teacher_accuracy_) + ")";
+      return out;
+    },
+    stop_all);
 }
 
 }  // namespace

@@ -114,39 +114,34 @@ std::map<std::string, double> dpo_run::evaluate(std::int64_t step) {
 }
 
 experiment_outcome dpo_run::run() {
-  experiment_outcome out;
-  try {
-    setup();
-    const auto& d = cfg_.dpo;
-    const auto first = evaluate(0);
-    auto last = first;
-    progress bar("dpo", std::max<std::int64_t>(1, d.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
-    std::int64_t step = 0;
-    for (; step < d.steps && !stop_requested(); ++step) {
-      auto m = train_step(step);
-      if (d.eval_every > 0 && (step + 1) % d.eval_every == 0 && step + 1 < d.steps) last = evaluate(step + 1);
-      if (d.checkpoint_every > 0 && (step + 1) % d.checkpoint_every == 0 && step + 1 < d.steps)
-        co_.checkpoint(trainer_, step + 1);
-      bar.update(step + 1, {{"loss", m["dpo/loss"]},
-                            {"acc", m["dpo/accuracy"]},
-                            {"margin", m["dpo/reward_margin"]},
-                            {"eval_acc", last["dpo/eval_accuracy"]}});
-    }
-    bar.finish();
-    last = evaluate(step);
-    co_.checkpoint(trainer_, step);
-    out.status = stop_requested() ? "stopped" : "finished";
-    out.message = "dpo: " + std::to_string(step) + " steps, held-out preference accuracy " +
-                  fixed(first.at("dpo/eval_accuracy")) + " -> " + fixed(last.at("dpo/eval_accuracy"));
-  } catch (const input_error&) {
-    co_.stop(trainer_);
-    throw;
-  } catch (const std::exception& e) {
-    out.status = "failed";
-    out.message = e.what();
-  }
-  co_.stop(trainer_);
-  return out;
+  return run_guarded(
+    [&] {
+      experiment_outcome out;
+      setup();
+      const auto& d = cfg_.dpo;
+      const auto first = evaluate(0);
+      auto last = first;
+      progress bar("dpo", std::max<std::int64_t>(1, d.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
+      std::int64_t step = 0;
+      for (; step < d.steps && !stop_requested(); ++step) {
+        auto m = train_step(step);
+        if (d.eval_every > 0 && (step + 1) % d.eval_every == 0 && step + 1 < d.steps) last = evaluate(step + 1);
+        if (d.checkpoint_every > 0 && (step + 1) % d.checkpoint_every == 0 && step + 1 < d.steps)
+          co_.checkpoint(trainer_, step + 1);
+        bar.update(step + 1, {{"loss", m["dpo/loss"]},
+                              {"acc", m["dpo/accuracy"]},
+                              {"margin", m["dpo/reward_margin"]},
+                              {"eval_acc", last["dpo/eval_accuracy"]}});
+      }
+      bar.finish();
+      last = evaluate(step);
+      co_.checkpoint(trainer_, step);
+      out.status = stop_requested() ? "stopped" : "finished";
+      out.message = "dpo: " + std::to_string(step) + " steps, held-out preference accuracy " +
+                    fixed(first.at("dpo/eval_accuracy")) + " -> " + fixed(last.at("dpo/eval_accuracy"));
+      return out;
+    },
+    [&] { co_.stop(trainer_); });
 }
 
 }  // namespace

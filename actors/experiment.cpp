@@ -1,6 +1,7 @@
 #include "actors/experiment.hpp"
 
 #include "actors/torch_plugin.hpp"
+#include "core/error.hpp"
 
 namespace troupe {
 
@@ -27,6 +28,20 @@ const std::vector<experiment_entry>& experiments() {
      /*resumable=*/false, {}},
   };
   return all;
+}
+
+experiment_outcome run_guarded(const std::function<experiment_outcome()>& body, const std::function<void()>& stop) {
+  experiment_outcome out;
+  try {
+    out = body();
+  } catch (const input_error&) {
+    stop();
+    throw;
+  } catch (const std::exception& e) {
+    out = {"failed", e.what()};
+  }
+  stop();
+  return out;
 }
 
 const experiment_entry* find_experiment(const std::string& name) {

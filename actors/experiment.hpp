@@ -49,6 +49,11 @@ struct experiment_entry {
   std::function<experiment_outcome(experiment_context&, const std::string& checkpoint)> evaluate;
 };
 
+// The common end of every experiment's run(): calls `body`; an input_error (bad input,
+// exit code 2) propagates, any other exception becomes a "failed" outcome carrying its
+// message; `stop` (shutting the experiment's actors down) runs on every path.
+experiment_outcome run_guarded(const std::function<experiment_outcome()>& body, const std::function<void()>& stop);
+
 // Every experiment troupe knows, in the order `--help` lists them.
 const std::vector<experiment_entry>& experiments();
 

@@ -698,62 +698,53 @@ void grpo_run::shutdown() {
 }
 
 experiment_outcome grpo_run::run() {
-  experiment_outcome out;
-  try {
-    setup();
-    const auto& g = cfg_.grpo;
-    std::int64_t step = 0;
-    if (ctx_.resume) {
-      step = restore(*ctx_.resume);
-      last_checkpoint_ = step;  // and its evaluation, if it had one, is in the store
-      ctx_.out << "resumed at GRPO step " << step << '\n';
-    } else {
-      sft_stage();
-      if (stop_requested()) {  // no checkpoint of half an SFT stage: a resume starts over
-        shutdown();
-        return {"stopped", "stopped during the SFT stage"};
+  return run_guarded(
+    [&] {
+      experiment_outcome out;
+      setup();
+      const auto& g = cfg_.grpo;
+      std::int64_t step = 0;
+      if (ctx_.resume) {
+        step = restore(*ctx_.resume);
+        last_checkpoint_ = step;  // and its evaluation, if it had one, is in the store
+        ctx_.out << "resumed at GRPO step " << step << '\n';
+      } else {
+        sft_stage();
+        if (stop_requested())  // no checkpoint of half an SFT stage: a resume starts over
+          return experiment_outcome{"stopped", "stopped during the SFT stage"};
+        evaluate(0);
+        checkpoint(0);  // the post-SFT policy: where a resume finds the KL reference
       }
-      evaluate(0);
-      checkpoint(0);  // the post-SFT policy: where a resume finds the KL reference
-    }
-    cursor_ = cfg_.sft.steps * cfg_.sft.batch_size;  // GRPO step s draws the prompts_per_step train tasks after s * prompts_per_step
-    progress bar("grpo", std::max<std::int64_t>(1, g.steps), parse_progress_style(cfg_.system.progress), ctx_.out, step);
-    for (; step < g.steps && !stop_requested(); ++step) {
-      auto m = grpo_step(step);
-      bar.update(step + 1, {{"reward", m["train/reward_mean"]},
-                            {"acc", m["train/accuracy"]},
-                            {"tok/s", m["train/new_tokens_per_s"]}});
-      if (g.eval_every > 0 && (step + 1) % g.eval_every == 0 && step + 1 < g.steps) evaluate(step + 1);
-      if (g.checkpoint_every > 0 && (step + 1) % g.checkpoint_every == 0 && step + 1 < g.steps) checkpoint(step + 1);
-    }
-    bar.finish();
-    // A stop right after an evaluation or checkpoint step has both already.
-    if (last_eval_ != step) evaluate(step);
-    if (last_checkpoint_ != step) checkpoint(step);
-    out.status = stop_requested() ? "stopped" : "finished";
-    out.message = "grpo: " + std::to_string(step) + " steps";
-  } catch (const input_error&) {
-    shutdown();
-    throw;
-  } catch (const std::exception& e) {
-    out.status = "failed";
-    out.message = e.what();
-  }
-  shutdown();
-  return out;
+      cursor_ = cfg_.sft.steps * cfg_.sft.batch_size;  // GRPO step s draws the prompts_per_step train tasks after s * prompts_per_step
+      progress bar("grpo", std::max<std::int64_t>(1, g.steps), parse_progress_style(cfg_.system.progress), ctx_.out, step);
+      for (; step < g.steps && !stop_requested(); ++step) {
+        auto m = grpo_step(step);
+        bar.update(step + 1, {{"reward", m["train/reward_mean"]},
+                              {"acc", m["train/accuracy"]},
+                              {"tok/s", m["train/new_tokens_per_s"]}});
+        if (g.eval_every > 0 && (step + 1) % g.eval_every == 0 && step + 1 < g.steps) evaluate(step + 1);
+        if (g.checkpoint_every > 0 && (step + 1) % g.checkpoint_every == 0 && step + 1 < g.steps) checkpoint(step + 1);
+      }
+      bar.finish();
+      // A stop right after an evaluation or checkpoint step has both already.
+      if (last_eval_ != step) evaluate(step);
+      if (last_checkpoint_ != step) checkpoint(step);
+      out.status = stop_requested() ? "stopped" : "finished";
+      out.message = "grpo: " + std::to_string(step) + " steps";
+      return out;
+    },
+    [&] { shutdown(); });
 }
 
 experiment_outcome grpo_run::evaluate_weights(const std::string& dir, std::int64_t step) {
   initial_weights_ = dir;
-  try {
-    setup();
-    evaluate(step);
-  } catch (...) {
-    shutdown();
-    throw;
-  }
-  shutdown();
-  return {"finished", "evaluated " + dir};
+  return run_guarded(
+    [&] {
+      setup();
+      evaluate(step);
+      return experiment_outcome{"finished", "evaluated " + dir};
+    },
+    [&] { shutdown(); });
 }
 
 }  // namespace

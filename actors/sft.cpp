@@ -71,37 +71,32 @@ double sft_run::evaluate(std::int64_t step) {
 }
 
 experiment_outcome sft_run::run() {
-  experiment_outcome out;
-  try {
-    setup();
-    const auto& s = cfg_.sft;
-    const double first = evaluate(0);
-    progress bar("sft", std::max<std::int64_t>(1, s.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
-    std::int64_t step = 0;
-    double eval_loss = first;
-    for (; step < s.steps && !stop_requested(); ++step) {
-      auto m = train_step(step);
-      if (s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) eval_loss = evaluate(step + 1);
-      if (s.checkpoint_every > 0 && (step + 1) % s.checkpoint_every == 0 && step + 1 < s.steps)
-        co_.checkpoint(trainer_, step + 1);
-      bar.update(step + 1, {{"loss", m["sft/loss"]}, {"eval", eval_loss}, {"tok/s", m["sft/tokens_per_s"]}});
-    }
-    bar.finish();
-    const double last = evaluate(step);
-    co_.checkpoint(trainer_, step);
-    out.status = stop_requested() ? "stopped" : "finished";
-    char losses[64];
-    std::snprintf(losses, sizeof(losses), "%.4f -> %.4f", first, last);
-    out.message = "sft: " + std::to_string(step) + " steps, held-out loss " + losses;
-  } catch (const input_error&) {
-    co_.stop(trainer_);
-    throw;
-  } catch (const std::exception& e) {
-    out.status = "failed";
-    out.message = e.what();
-  }
-  co_.stop(trainer_);
-  return out;
+  return run_guarded(
+    [&] {
+      experiment_outcome out;
+      setup();
+      const auto& s = cfg_.sft;
+      const double first = evaluate(0);
+      progress bar("sft", std::max<std::int64_t>(1, s.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
+      std::int64_t step = 0;
+      double eval_loss = first;
+      for (; step < s.steps && !stop_requested(); ++step) {
+        auto m = train_step(step);
+        if (s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) eval_loss = evaluate(step + 1);
+        if (s.checkpoint_every > 0 && (step + 1) % s.checkpoint_every == 0 && step + 1 < s.steps)
+          co_.checkpoint(trainer_, step + 1);
+        bar.update(step + 1, {{"loss", m["sft/loss"]}, {"eval", eval_loss}, {"tok/s", m["sft/tokens_per_s"]}});
+      }
+      bar.finish();
+      const double last = evaluate(step);
+      co_.checkpoint(trainer_, step);
+      out.status = stop_requested() ? "stopped" : "finished";
+      char losses[64];
+      std::snprintf(losses, sizeof(losses), "%.4f -> %.4f", first, last);
+      out.message = "sft: " + std::to_string(step) + " steps, held-out loss " + losses;
+      return out;
+    },
+    [&] { co_.stop(trainer_); });
 }
 
 }  // namespace
