@@ -45,16 +45,19 @@ struct generator_state {
   std::unique_ptr<generation_engine> engine;
   std::shared_ptr<const tokenizer> tok;
   std::int64_t version = 0;
+  weight_link_factory make_link;
+  std::unique_ptr<weight_transport> link;
   static inline const char* name = "troupe.generator";
 };
 
 caf::behavior generator(caf::stateful_actor<generator_state>* self, causal_lm model,
-                        std::shared_ptr<const tokenizer> tok, std::int64_t version) {
+                        std::shared_ptr<const tokenizer> tok, std::int64_t version, weight_link_factory link) {
   convert_exceptions(self);
   model->eval();
   self->state.tok = tok;
   self->state.engine = std::make_unique<generation_engine>(model, tok.get());
   self->state.version = version;
+  self->state.make_link = std::move(link);
   return {
     [self](generate_atom, const std::vector<gen_request>& reqs) {
       std::vector<generation_request> batch;
@@ -83,6 +86,18 @@ caf::behavior generator(caf::stateful_actor<generator_state>* self, causal_lm mo
       self->state.version = u.version;
       return u.version;
     },
+    [self](weights_atom, std::int64_t announced) -> caf::result<std::int64_t> {
+      auto& st = self->state;
+      if (!st.make_link) return make_error(errc::bad_input, "generator: weights announced, but it has no weight link");
+      if (!st.link) st.link = st.make_link();
+      auto params = st.engine->model()->named_parameters();
+      const auto v = st.link->receive(params);
+      if (v != announced)
+        return make_error(errc::bad_input, "generator: the link brought version " + std::to_string(v) + ", not " +
+                                             std::to_string(announced));
+      st.version = v;
+      return v;
+    },
     [self](status_atom) { return self->state.version; },
   };
 }
@@ -90,8 +105,8 @@ caf::behavior generator(caf::stateful_actor<generator_state>* self, causal_lm mo
 }  // namespace
 
 caf::actor spawn_generator(caf::actor_system& sys, causal_lm model, std::shared_ptr<const tokenizer> tok,
-                           std::int64_t version) {
-  return sys.spawn<caf::detached>(generator, std::move(model), std::move(tok), version);
+                           std::int64_t version, weight_link_factory link) {
+  return sys.spawn<caf::detached>(generator, std::move(model), std::move(tok), version, std::move(link));
 }
 
 }  // namespace troupe

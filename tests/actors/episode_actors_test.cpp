@@ -3,6 +3,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/actor_pool.hpp"
 #include "actors/atoms.hpp"
 #include "actors/env_host.hpp"
 #include "actors/errors.hpp"
@@ -118,6 +119,64 @@ TEST_F(episode_actors, env_host_restarts_a_crashed_worker_and_replaces_a_stuck_o
   std::set<std::string> kinds;
   for (const auto& e : events) kinds.insert(e.kind);
   EXPECT_EQ(kinds, (std::set<std::string>{"restart", "replace"}));
+}
+
+// Two hosts behind a pool; one is killed while it owes slow episodes (as a worker
+// process dies): every episode is still answered, by the other host, and the loss is
+// recorded. A multi-turn episode opened on the lost host fails with that reason.
+TEST_F(episode_actors, env_pool_hands_a_lost_hosts_episodes_to_the_other_and_records_the_loss) {
+  testing::temp_dir dir;
+  caf::actor_system sys{cfg};
+  auto store = spawn_store_actor(sys, run_store::create(dir / "s.sqlite", run_info{}, ""));
+  env_host_options o;
+  o.env = "test_flaky";
+  o.pool = 4;
+  o.episode_timeout = 5s;
+  auto a = spawn_env_host(sys, o), b = spawn_env_host(sys, o);
+  auto pool = spawn_env_pool(sys, {{{a, "local"}, {b, "w1"}}, store});
+  caf::scoped_actor self{sys};
+
+  // Episodes 0..7 alternate between the hosts; open episode 100 lands on `a` (the
+  // round robin is back at it after eight).
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+  for (int i = 0; i < 8; ++i)
+    pending.push_back(self->request(pool, 5s, judge_atom::value, episode_request{{"t" + std::to_string(i) + "slow", "p", {}}, "ok"}));
+  observation first;
+  self->request(pool, 5s, open_atom::value, std::int64_t{100}, task{"t1", "p", {}})
+    .receive([&](observation& x) { first = x; }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
+  self->send_exit(a, caf::exit_reason::kill);
+  int answered = 0;
+  for (auto& p : pending)
+    p.receive(
+      [&](episode_result& r) {
+        EXPECT_FALSE(r.failed) << r.error;
+        EXPECT_EQ(r.verdict.rewards["correct"], 1.0);
+        ++answered;
+      },
+      [&](caf::error& e) { ADD_FAILURE() << render(e); });
+  EXPECT_EQ(answered, 8);
+
+  caf::error lost;
+  self->request(pool, 5s, step_atom::value, std::int64_t{100}, std::string("ok"))
+    .receive([](step_result&) { ADD_FAILURE() << "stepped an episode of a lost host"; }, [&](caf::error& e) { lost = e; });
+  EXPECT_NE(render(lost).find("was lost"), std::string::npos) << render(lost);
+  std::vector<std::string> live;
+  self->request(pool, 5s, status_atom::value).receive([&](std::vector<std::string>& x) { live = x; }, [](caf::error&) {});
+  EXPECT_EQ(live, std::vector<std::string>{"w1"});
+  // Episodes opened now go to the host that is left.
+  self->request(pool, 5s, open_atom::value, std::int64_t{101}, task{"t2", "p", {}})
+    .receive([](observation&) {}, [&](caf::error& e) { ADD_FAILURE() << render(e); });
+  self->request(pool, 5s, step_atom::value, std::int64_t{101}, std::string("ok"))
+    .receive([](step_result& r) { EXPECT_EQ(r.rewards["correct"], 1.0); }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
+
+  self->send_exit(pool, caf::exit_reason::user_shutdown);
+  self->send_exit(b, caf::exit_reason::user_shutdown);
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+  self->wait_for(store);
+  auto events = run_store::open(dir / "s.sqlite", store_mode::read_only).events();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].kind, "lost");
+  EXPECT_NE(events[0].message.find("env host 0 (local) lost"), std::string::npos) << events[0].message;
 }
 
 TEST_F(episode_actors, env_host_rejects_unknown_environments_before_spawning) {

@@ -1,10 +1,7 @@
 // Weight transports (actors/weight_transport.hpp): in process, and c10d Gloo across two
 // processes (this test is rank 0; weight_transport_peer is rank 1), raw and FP8.
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +10,7 @@
 #include <thread>
 
 #include "core/error.hpp"
+#include "core/net.hpp"
 #include "policies/fp8_weights.hpp"
 #include "tests/actors/weight_transport_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -58,19 +56,7 @@ TEST(in_process_weight_transport, a_receiver_of_another_shape_is_refused) {
   }
 }
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    ADD_FAILURE() << "no free port";
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+int free_port() { return free_tcp_port(); }
 
 // The peer process, started with posix_spawn (a fresh process: no fork of this one's
 // torch threads).
