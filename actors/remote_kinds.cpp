@@ -1,0 +1,62 @@
+#include "actors/remote_kinds.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "actors/generator_actor.hpp"
+#include "actors/policy_setup.hpp"
+#include "core/config_binding.hpp"
+#include "core/config_tree.hpp"
+#include "core/error.hpp"
+
+namespace troupe {
+
+namespace {
+
+// The payload as JSON; input_error naming the kind and what is wrong.
+nlohmann::json parse_payload(const std::string& kind, const std::string& payload) {
+  try {
+    auto j = nlohmann::json::parse(payload);
+    if (!j.is_object()) throw input_error("not a JSON object");
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    throw input_error(kind + " payload: " + e.what());
+  } catch (const input_error& e) {
+    throw input_error(kind + " payload: " + e.what());
+  }
+}
+
+}  // namespace
+
+std::string remote_generator_payload(const experiment_config& cfg, const weight_link& link) {
+  nlohmann::json j;
+  j["config"] = write_config(cfg);
+  j["link"] = {{"host", link.host}, {"port", link.port}, {"timeout_s", link.timeout_s}};
+  return j.dump();
+}
+
+caf::actor spawn_remote_generator(caf::actor_system& sys, const std::string& payload) {
+  const auto j = parse_payload("generator", payload);
+  experiment_config cfg;
+  weight_link link;
+  try {
+    cfg = read_config<experiment_config>(parse_config_text(j.at("config").get<std::string>(), "generator payload config"));
+    const auto& l = j.at("link");
+    link.host = l.at("host").get<std::string>();
+    link.port = l.at("port").get<int>();
+    link.timeout_s = l.at("timeout_s").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw input_error(std::string("generator payload: ") + e.what());
+  }
+  auto policy = make_rl_policy(cfg);
+  return spawn_generator(sys, policy.model, policy.tok, 0, [link]() -> std::unique_ptr<weight_transport> {
+    gloo_transport_options o;
+    o.host = link.host;
+    o.port = link.port;
+    o.rank = 1;
+    o.world_size = 2;
+    o.timeout_s = link.timeout_s;
+    return std::make_unique<gloo_weight_transport>(o);
+  });
+}
+
+}  // namespace troupe
