@@ -2,12 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "actors/atoms.hpp"
 #include "actors/generator_actor.hpp"
 #include "actors/offline_run.hpp"
 #include "core/hash.hpp"
-#include "core/progress.hpp"
 #include "core/stop.hpp"
 #include "environments/arithmetic.hpp"
 
@@ -43,7 +43,9 @@ class distill_run {
   double accuracy(const samples& s) const;
   token_rows rows_of(const samples& s) const;
   std::map<std::string, double> step(std::int64_t step);
-  std::map<std::string, double> evaluate(std::int64_t step);
+  void evaluate(std::int64_t step);
+  std::vector<task> eval_tasks() const;
+  double teacher_accuracy();
   void publish();
 
   experiment_context& ctx_;
@@ -52,13 +54,15 @@ class distill_run {
   offline_policy student_;
   std::unique_ptr<arithmetic_tasks> tasks_;
   caf::actor trainer_, student_gen_, teacher_gen_;
-  std::int64_t cursor_ = 0;
-  double teacher_accuracy_ = 0;
+  std::int64_t cursor_ = 0;  // the next training prompt
+  std::optional<double> teacher_accuracy_;
+  std::optional<double> first_, last_;  // student accuracy at step 0 (not run when resumed) and lately
 };
 
 void distill_run::setup() {
   const auto& d = cfg_.distill;
   student_ = make_offline_policy(cfg_, d.init_from);
+  ctx_.out << describe_policy(cfg_.policy, student_) << '\n';
   auto teacher = make_offline_policy(cfg_, d.teacher);        // scores, in the trainer
   auto teacher_copy = make_offline_policy(cfg_, d.teacher);   // answers, in its generator
   tasks_ = std::make_unique<arithmetic_tasks>(arithmetic_options::parse(cfg_.env.options),
@@ -72,7 +76,7 @@ void distill_run::setup() {
   o.trainer = cfg_.trainer;
   o.teacher = teacher.model;
   o.distill = d.loss;
-  o.pad_id = *student_.tok->pad_id();
+  o.pad_id = student_.pad_id;
   trainer_ = spawn_offline_trainer_actor(ctx_.sys, student_.model, o);
   causal_lm gen_copy(student_.model->config());
   gen_copy->to(student_.model->device(), student_.model->dtype());
@@ -93,11 +97,10 @@ samples distill_run::sample(const caf::actor& generator, std::vector<task> tasks
   s.per_task = per_task;
   std::vector<gen_request> reqs;
   for (std::size_t i = 0; i < s.tasks.size(); ++i) {
-    auto ex = tokenize_example(*student_.tok, student_.tokenize, {{"user", s.tasks[i].prompt}}, false, "\n", s.tasks[i].id);
-    s.prompts.push_back(ex.example.prompt);
+    s.prompts.push_back(encode_prompt(student_, s.tasks[i].prompt));
     for (std::int64_t g = 0; g < per_task; ++g) {
       gen_request r;
-      r.prompt = ex.example.prompt;
+      r.prompt = s.prompts.back();
       r.max_new_tokens = cfg_.distill.max_new_tokens;
       r.temperature = temperature;
       r.stop_strings = {"\n"};
@@ -149,21 +152,33 @@ std::map<std::string, double> distill_run::step(std::int64_t step) {
   return m;
 }
 
-std::map<std::string, double> distill_run::evaluate(std::int64_t step) {
+std::vector<task> distill_run::eval_tasks() const {
   std::vector<task> tasks;
   for (std::int64_t i = 0; i < cfg_.distill.eval_prompts; ++i) tasks.push_back(tasks_->at(split::eval, i));
-  if (step == 0) teacher_accuracy_ = accuracy(sample(teacher_gen_, tasks, 1, 0.0, 0xe7a1));
+  return tasks;
+}
+
+// The teacher's greedy accuracy on the held-out prompts, once per process (a resumed
+// run computes the same number again: greedy decoding of fixed weights).
+double distill_run::teacher_accuracy() {
+  if (!teacher_accuracy_) teacher_accuracy_ = accuracy(sample(teacher_gen_, eval_tasks(), 1, 0.0, 0xe7a1));
+  return *teacher_accuracy_;
+}
+
+void distill_run::evaluate(std::int64_t step) {
+  const auto tasks = eval_tasks();
   auto greedy = sample(student_gen_, tasks, 1, 0.0, 0xe7a1);
   std::map<std::string, double> m;
   auto rows = rows_of(greedy);
   if (!rows.ids.empty()) m = co_.ask<std::map<std::string, double>>(trainer_, eval_atom::value, std::move(rows));
   m["eval/student_accuracy"] = accuracy(greedy);
-  m["eval/teacher_accuracy"] = teacher_accuracy_;
+  m["eval/teacher_accuracy"] = teacher_accuracy();
   co_.log(step, m);
   ctx_.out << "eval at step " << step << ": student accuracy " << fixed(m["eval/student_accuracy"])
-           << " (teacher " << fixed(teacher_accuracy_) << "), KL to the teacher: forward "
+           << " (teacher " << fixed(teacher_accuracy()) << "), KL to the teacher: forward "
            << fixed(m["distill/eval_forward_kl"]) << ", reverse " << fixed(m["distill/eval_reverse_kl"]) << '\n';
-  return m;
+  if (step == 0) first_ = m["eval/student_accuracy"];
+  last_ = m["eval/student_accuracy"];
 }
 
 experiment_outcome distill_run::run() {
@@ -172,27 +187,32 @@ experiment_outcome distill_run::run() {
   };
   return run_guarded(
     [&] {
-      experiment_outcome out;
       setup();
       const auto& d = cfg_.distill;
-      const auto first = evaluate(0);
-      auto last = first;
-      progress bar("distill", std::max<std::int64_t>(1, d.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
-      std::int64_t i = 0;
-      for (; i < d.steps && !stop_requested(); ++i) {
-        auto m = step(i);
-        if (d.eval_every > 0 && (i + 1) % d.eval_every == 0 && i + 1 < d.steps) last = evaluate(i + 1);
-        if (d.checkpoint_every > 0 && (i + 1) % d.checkpoint_every == 0 && i + 1 < d.steps) co_.checkpoint(trainer_, i + 1);
-        bar.update(i + 1, {{"loss", m["distill/loss"]}, {"acc", m["train/accuracy"]},
-                           {"eval_acc", last["eval/student_accuracy"]}});
-      }
-      bar.finish();
-      last = evaluate(i);
-      co_.checkpoint(trainer_, i);
+      offline_stages stages;
+      stages.train = [&](std::int64_t i) { return step(i); };
+      stages.figures = [&](const std::map<std::string, double>& m) {
+        std::vector<std::pair<std::string, double>> f{{"loss", m.count("distill/loss") ? m.at("distill/loss") : 0.0},
+                                                      {"acc", m.at("train/accuracy")}};
+        if (last_) f.push_back({"eval_acc", *last_});
+        return f;
+      };
+      stages.evaluate = [&](std::int64_t i) { evaluate(i); };
+      stages.checkpoint = [&](std::int64_t i) { co_.checkpoint(trainer_, i); };
+      // Step i samples the prompts after i * prompts_per_step with seeds of i: the
+      // student's weights are all a resumed run needs.
+      stages.restore = [&](const checkpoint_row& c) {
+        const auto i = co_.restore(trainer_, c);
+        cursor_ = i * d.prompts_per_step;
+        publish();
+        return i;
+      };
+      const auto steps = run_offline_loop(ctx_, {"distill", d.steps, d.eval_every, d.checkpoint_every}, stages);
+      auto text = [](std::optional<double> v) { return v ? fixed(*v) : std::string("?"); };
+      experiment_outcome out;
       out.status = stop_requested() ? "stopped" : "finished";
-      out.message = "distill: " + std::to_string(i) + " steps, student accuracy " +
-                    fixed(first.at("eval/student_accuracy")) + " -> " + fixed(last.at("eval/student_accuracy")) +
-                    " (teacher " + fixed(teacher_accuracy_) + ")";
+      out.message = "distill: " + std::to_string(steps) + " steps, student accuracy " + text(first_) + " -> " +
+                    text(last_) + " (teacher " + fixed(teacher_accuracy()) + ")";
       return out;
     },
     stop_all);
@@ -202,19 +222,18 @@ experiment_outcome distill_run::run() {
 
 void validate_distill(const experiment_config& cfg) {
   const auto& d = cfg.distill;
-  if (!cfg.policy.path.empty())
-    throw input_error("policy.path: the distill experiment trains small models built from troupe config for now; "
-                      "leave policy.path empty (distill.init_from starts the student from a checkpoint)");
+  validate_policy(cfg.policy);
   if (d.teacher.empty())
-    throw input_error("distill.teacher: name the teacher's checkpoint directory (e.g. an sft run's "
-                      "checkpoints/step_001500)");
+    throw input_error("distill.teacher: name the teacher's model directory (e.g. an sft run's "
+                      "checkpoints/step_001500, or a Hugging Face model sharing the student's tokenizer)");
+  check_model_dir("distill.teacher", d.teacher, cfg);
+  if (!d.init_from.empty()) check_model_dir("distill.init_from", d.init_from, cfg);
   if (cfg.env.name != "arithmetic")
     throw input_error("env.name: the distill experiment draws prompts from the arithmetic generator for now; "
                       "set env.name: arithmetic");
   arithmetic_options::parse(cfg.env.options);
   cfg.trainer.validate("trainer");
-  small_model_config(cfg.policy, 2);
-  const auto vocab = static_cast<std::int64_t>(make_offline_tokenizer(cfg).tok->vocab_size());
+  const auto vocab = load_policy_tokenizer(cfg).config.vocab_size;
   try {
     d.loss.validate(vocab);
   } catch (const input_error& e) {

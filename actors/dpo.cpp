@@ -22,6 +22,11 @@ std::string fixed(double v) {
   return buf;
 }
 
+// The held-out accuracy of an evaluation, "?" when this process made none.
+std::string accuracy(const std::map<std::string, double>& eval) {
+  return eval.empty() ? "?" : fixed(eval.at("dpo/eval_accuracy"));
+}
+
 class dpo_run {
  public:
   explicit dpo_run(experiment_context& ctx) : ctx_(ctx), cfg_(ctx.config), co_(ctx) {}
@@ -31,7 +36,7 @@ class dpo_run {
   void setup();
   void warm_start();
   std::map<std::string, double> train_step(std::int64_t step);
-  std::map<std::string, double> evaluate(std::int64_t step);
+  void evaluate(std::int64_t step);
 
   experiment_context& ctx_;
   const experiment_config& cfg_;
@@ -40,22 +45,25 @@ class dpo_run {
   preference_dataset data_;
   std::unique_ptr<epoch_sampler> sampler_;
   caf::actor trainer_;
+  // Held-out metrics at step 0 (not run when resumed) and lately; empty until then.
+  std::map<std::string, double> first_, last_;
 };
 
 void dpo_run::setup() {
   policy_ = make_offline_policy(cfg_, cfg_.dpo.init_from);
+  ctx_.out << describe_policy(cfg_.policy, policy_) << '\n';
   data_ = load_preference_dataset(cfg_, policy_);
   ctx_.out << "dpo: " << data_.train.size() << " training and " << data_.eval.size() << " held-out pairs"
            << (data_.truncated ? ", " + std::to_string(data_.truncated) + " responses cut to data.max_length" : "")
            << (cfg_.dpo.init_from.empty() ? "" : ", from " + cfg_.dpo.init_from) << '\n';
   sampler_ = std::make_unique<epoch_sampler>(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed));
-  warm_start();
+  if (!ctx_.resume) warm_start();  // resumed, the reference comes from checkpoint 0
   offline_trainer_options o;
   o.objective = offline_objective::dpo;
   o.trainer = cfg_.trainer;
   o.trainer.microbatch_size = 2 * cfg_.trainer.microbatch_size;  // pairs -> rows
   o.dpo = cfg_.dpo.loss;
-  o.pad_id = *policy_.tok->pad_id();
+  o.pad_id = policy_.pad_id;
   trainer_ = spawn_offline_trainer_actor(ctx_.sys, policy_.model, o);
 }
 
@@ -95,7 +103,7 @@ std::map<std::string, double> dpo_run::train_step(std::int64_t step) {
 
 // Each answer is a mean over its chunk's pairs; weighting by the pairs merges them
 // into the exact mean over all held-out pairs.
-std::map<std::string, double> dpo_run::evaluate(std::int64_t step) {
+void dpo_run::evaluate(std::int64_t step) {
   std::map<std::string, double> sums;
   double pairs = 0;
   for (std::size_t b = 0; b < data_.eval.size(); b += eval_chunk) {
@@ -110,35 +118,41 @@ std::map<std::string, double> dpo_run::evaluate(std::int64_t step) {
   co_.log(step, sums);
   ctx_.out << "eval at step " << step << ": accuracy " << fixed(sums["dpo/eval_accuracy"]) << ", reward margin "
            << fixed(sums["dpo/eval_reward_margin"]) << ", loss " << fixed(sums["dpo/eval_loss"]) << '\n';
-  return sums;
+  if (step == 0) first_ = sums;
+  last_ = std::move(sums);
 }
 
 experiment_outcome dpo_run::run() {
   return run_guarded(
     [&] {
-      experiment_outcome out;
       setup();
       const auto& d = cfg_.dpo;
-      const auto first = evaluate(0);
-      auto last = first;
-      progress bar("dpo", std::max<std::int64_t>(1, d.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
-      std::int64_t step = 0;
-      for (; step < d.steps && !stop_requested(); ++step) {
-        auto m = train_step(step);
-        if (d.eval_every > 0 && (step + 1) % d.eval_every == 0 && step + 1 < d.steps) last = evaluate(step + 1);
-        if (d.checkpoint_every > 0 && (step + 1) % d.checkpoint_every == 0 && step + 1 < d.steps)
-          co_.checkpoint(trainer_, step + 1);
-        bar.update(step + 1, {{"loss", m["dpo/loss"]},
-                              {"acc", m["dpo/accuracy"]},
-                              {"margin", m["dpo/reward_margin"]},
-                              {"eval_acc", last["dpo/eval_accuracy"]}});
-      }
-      bar.finish();
-      last = evaluate(step);
-      co_.checkpoint(trainer_, step);
+      // After a warm start the reference is the policy it left: checkpoint 0 keeps it for
+      // a resume (without one, the policy built from the config is the reference again).
+      const bool warm = cfg_.sft.steps > 0;
+      if (warm && !ctx_.resume && stop_requested())  // no checkpoint of half a warm start: a resume starts over
+        return experiment_outcome{"stopped", "stopped during the warm-start SFT stage"};
+      offline_stages stages;
+      stages.train = [&](std::int64_t step) { return train_step(step); };
+      stages.figures = [&](const std::map<std::string, double>& m) {
+        std::vector<std::pair<std::string, double>> f{
+          {"loss", m.at("dpo/loss")}, {"acc", m.at("dpo/accuracy")}, {"margin", m.at("dpo/reward_margin")}};
+        if (!last_.empty()) f.push_back({"eval_acc", last_.at("dpo/eval_accuracy")});
+        return f;
+      };
+      stages.evaluate = [&](std::int64_t step) { evaluate(step); };
+      stages.checkpoint = [&](std::int64_t step) { co_.checkpoint(trainer_, step); };
+      stages.restore = [&](const checkpoint_row& c) {
+        const auto step = co_.restore(trainer_, c, warm ? std::optional<std::int64_t>(0) : std::nullopt);
+        sampler_->skip(static_cast<std::size_t>(step * d.batch_size));
+        return step;
+      };
+      const auto steps =
+        run_offline_loop(ctx_, {"dpo", d.steps, d.eval_every, d.checkpoint_every, /*checkpoint_at_start=*/warm}, stages);
+      experiment_outcome out;
       out.status = stop_requested() ? "stopped" : "finished";
-      out.message = "dpo: " + std::to_string(step) + " steps, held-out preference accuracy " +
-                    fixed(first.at("dpo/eval_accuracy")) + " -> " + fixed(last.at("dpo/eval_accuracy"));
+      out.message = "dpo: " + std::to_string(steps) + " steps, held-out preference accuracy " +
+                    accuracy(first_) + " -> " + accuracy(last_);
       return out;
     },
     [&] { co_.stop(trainer_); });
@@ -157,6 +171,7 @@ void validate_dpo(const experiment_config& cfg) {
     if (what.rfind("dpo: ", 0) == 0) what = what.substr(5);
     throw input_error("dpo.loss." + what);
   }
+  if (!cfg.dpo.init_from.empty()) check_model_dir("dpo.init_from", cfg.dpo.init_from, cfg);
   load_preference_dataset(cfg, make_offline_tokenizer(cfg));  // bad lines fail here, before a run exists
 }
 

@@ -17,15 +17,15 @@ const std::vector<experiment_entry>& experiments() {
     {"sft", "supervised fine-tuning on prompt/response or chat JSONL: trainer and store actors",
      [](experiment_context& ctx) { return torch_plugin().run_sft(ctx); },
      [](const experiment_config& cfg) { torch_plugin().validate_sft(cfg); },
-     /*resumable=*/false, {}},
+     /*resumable=*/true, {}},
     {"dpo", "direct preference optimization (DPO / IPO) on prompt/chosen/rejected JSONL against a frozen reference",
      [](experiment_context& ctx) { return torch_plugin().run_dpo(ctx); },
      [](const experiment_config& cfg) { torch_plugin().validate_dpo(cfg); },
-     /*resumable=*/false, {}},
+     /*resumable=*/true, {}},
     {"distill", "on-policy distillation: the student samples, a teacher checkpoint scores its top-k logprobs",
      [](experiment_context& ctx) { return torch_plugin().run_distill(ctx); },
      [](const experiment_config& cfg) { torch_plugin().validate_distill(cfg); },
-     /*resumable=*/false, {}},
+     /*resumable=*/true, {}},
   };
   return all;
 }

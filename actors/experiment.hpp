@@ -6,6 +6,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <ostream>
@@ -53,6 +54,13 @@ struct experiment_entry {
 // exit code 2) propagates, any other exception becomes a "failed" outcome carrying its
 // message; `stop` (shutting the experiment's actors down) runs on every path.
 experiment_outcome run_guarded(const std::function<experiment_outcome()>& body, const std::function<void()>& stop);
+
+// Whether a periodic event (an evaluation, a checkpoint) every `every` steps is due
+// once `done` of `total` steps are done: never for every == 0, and not at the last step,
+// whose evaluation and checkpoint the end of the run makes anyway.
+constexpr bool due(std::int64_t every, std::int64_t done, std::int64_t total) {
+  return every > 0 && done % every == 0 && done < total;
+}
 
 // Every experiment troupe knows, in the order `--help` lists them.
 const std::vector<experiment_entry>& experiments();

@@ -1,6 +1,7 @@
 #include "actors/offline_run.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <random>
 
@@ -8,6 +9,8 @@
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
 #include "core/hash.hpp"
+#include "core/progress.hpp"
+#include "core/stop.hpp"
 #include "environments/datasets.hpp"
 #include "policies/checkpoint.hpp"
 
@@ -46,34 +49,42 @@ std::vector<Example> examples_of(const experiment_config& cfg, split s, Read&& r
 
 }  // namespace
 
-offline_policy make_offline_tokenizer(const experiment_config& cfg) {
-  auto tok = make_char_tokenizer(cfg.tokenizer.alphabet, {"<pad>", "<bos>", "<eos>"});
-  tok->set_special_ids(tok->token_to_id("<bos>"), tok->token_to_id("<eos>"), tok->token_to_id("<pad>"));
+namespace {
+
+// `base` with how its examples become ids.
+offline_policy with_tokenize(const experiment_config& cfg, policy_setup base) {
   offline_policy p;
-  p.tok = std::move(tok);
-  p.tokenize.format = chat_format::plain;
-  p.tokenize.max_length = cfg.data.max_length > 0 ? cfg.data.max_length : cfg.policy.max_position_embeddings;
+  static_cast<policy_setup&>(p) = std::move(base);
+  p.tokenize.format = p.chat;
+  p.tokenize.max_length = cfg.data.max_length > 0 ? cfg.data.max_length : p.config.max_position_embeddings;
   return p;
 }
 
+}  // namespace
+
+offline_policy make_offline_tokenizer(const experiment_config& cfg) { return with_tokenize(cfg, load_policy_tokenizer(cfg)); }
+
+void check_model_dir(const std::string& key, const std::string& dir, const experiment_config& cfg) {
+  std::error_code ec;
+  const auto config = std::filesystem::path(dir) / "config.json";
+  if (!std::filesystem::is_regular_file(config, ec))
+    throw input_error(key + ": '" + dir + "' is not a model directory (no config.json)");
+  const auto vocab = read_model_config(config.string()).vocab_size;
+  const auto want = load_policy_tokenizer(cfg).config.vocab_size;
+  if (vocab != want)
+    throw input_error(key + ": " + dir + ": the checkpoint's vocabulary has " + std::to_string(vocab) + " ids, " +
+                      (cfg.policy.path.empty()
+                         ? "the tokenizer of tokenizer.alphabet " + std::to_string(want) +
+                             ": use the alphabet it was trained with"
+                         : "the model of policy.path '" + cfg.policy.path + "' " + std::to_string(want) +
+                             ": it must share the policy's tokenizer"));
+}
+
 offline_policy make_offline_policy(const experiment_config& cfg, const std::string& init_from) {
-  auto p = make_offline_tokenizer(cfg);
-  const auto vocab = static_cast<std::int64_t>(p.tok->vocab_size());
-  const auto dtype = parse_torch_dtype(cfg.policy.dtype);
-  const auto device = parse_torch_device(cfg.policy.device);
-  if (!init_from.empty()) {
-    p.model = load_pretrained(init_from, {dtype, device});
-    if (p.model->config().vocab_size != vocab)
-      throw input_error(init_from + ": the checkpoint's vocabulary has " + std::to_string(p.model->config().vocab_size) +
-                        " ids, the tokenizer of tokenizer.alphabet " + std::to_string(vocab) +
-                        ": use the alphabet it was trained with");
-    return p;
-  }
-  auto mcfg = small_model_config(cfg.policy, vocab);
-  mcfg.eos_token_ids = {*p.tok->eos_id()};
-  p.model = causal_lm(mcfg);
-  p.model->init_weights(static_cast<std::uint64_t>(cfg.policy.init_seed));
-  p.model->to(device, dtype);
+  if (init_from.empty()) return with_tokenize(cfg, load_policy(cfg));
+  auto p = make_offline_tokenizer(cfg);  // the experiment's validate has checked init_from (check_model_dir)
+  p.model = load_pretrained(init_from, {parse_torch_dtype(cfg.policy.dtype), parse_torch_device(cfg.policy.device)});
+  p.config = p.model->config();
   return p;
 }
 
@@ -83,28 +94,26 @@ offline_trainer_options sft_trainer_options(const experiment_config& cfg, const 
   o.trainer = cfg.trainer;
   o.trainer.lr = cfg.sft.lr;
   o.trainer.microbatch_size = cfg.sft.microbatch_size;
-  o.pad_id = *p.tok->pad_id();
+  o.pad_id = p.pad_id;
   return o;
 }
 
 void validate_offline(const experiment_config& cfg) {
   const auto& d = cfg.data;
-  if (!cfg.policy.path.empty())
-    throw input_error("policy.path: the " + cfg.experiment + " experiment trains small models built from troupe "
-                      "config for now; leave policy.path empty (dpo.init_from starts from a checkpoint of one)");
+  validate_policy(cfg.policy);
   if (d.path.empty() == d.generate.empty())
     throw input_error(d.path.empty() ? "data: give data.path (a JSON Lines file) or data.generate: arithmetic"
                                      : "data: give data.path or data.generate, not both");
   if (!d.generate.empty() && !d.eval_path.empty())
     throw input_error("data.eval_path: generated data draws its own held-out split; remove eval_path");
   if (d.generate == "arithmetic") arithmetic_options::parse(cfg.env.options);
-  if (d.max_length > cfg.policy.max_position_embeddings)
-    throw input_error("data.max_length (" + std::to_string(d.max_length) + ") exceeds policy.max_position_embeddings (" +
-                      std::to_string(cfg.policy.max_position_embeddings) + ")");
+  const auto context = load_policy_tokenizer(cfg).config.max_position_embeddings;
+  if (d.max_length > context)
+    throw input_error("data.max_length (" + std::to_string(d.max_length) + ") exceeds " +
+                      (cfg.policy.path.empty() ? std::string("policy.max_position_embeddings")
+                                               : "the context of policy.path '" + cfg.policy.path + "'") +
+                      " (" + std::to_string(context) + ")");
   cfg.trainer.validate("trainer");
-  small_model_config(cfg.policy, 2);
-  parse_torch_dtype(cfg.policy.dtype);
-  parse_torch_device(cfg.policy.device);
 }
 
 sft_dataset load_sft_dataset(const experiment_config& cfg, const offline_policy& p) {
@@ -149,6 +158,18 @@ void epoch_sampler::shuffle() {
   pos_ = 0;
 }
 
+void epoch_sampler::skip(std::size_t draws) {
+  while (draws > 0) {
+    if (pos_ == order_.size()) {
+      ++epoch_;
+      shuffle();
+    }
+    const auto n = std::min(draws, order_.size() - pos_);
+    pos_ += n;
+    draws -= n;
+  }
+}
+
 std::vector<std::size_t> epoch_sampler::next(std::size_t batch_size) {
   std::vector<std::size_t> out;
   while (out.size() < batch_size) {
@@ -159,6 +180,44 @@ std::vector<std::size_t> epoch_sampler::next(std::size_t batch_size) {
     out.push_back(order_[pos_++]);
   }
   return out;
+}
+
+std::int64_t run_offline_loop(experiment_context& ctx, const offline_schedule& schedule, const offline_stages& stages) {
+  const auto& s = schedule;
+  std::int64_t step = 0, last_eval = -1, last_checkpoint = -1;
+  if (ctx.resume) {
+    step = stages.restore(*ctx.resume);
+    last_checkpoint = step;
+    // The evaluation the schedule has at that step, if any, came before the checkpoint
+    // and so is in the store already.
+    if (step == 0 || step == s.steps || (s.eval_every > 0 && step % s.eval_every == 0)) last_eval = step;
+    ctx.out << "resumed at " << s.stage << " step " << step << '\n';
+  } else {
+    stages.evaluate(0);
+    last_eval = 0;
+    if (s.checkpoint_at_start) {
+      stages.checkpoint(0);
+      last_checkpoint = 0;
+    }
+  }
+  progress bar(s.stage, std::max<std::int64_t>(1, s.steps), parse_progress_style(ctx.config.system.progress), ctx.out,
+               step);
+  for (; step < s.steps && !stop_requested(); ++step) {
+    const auto metrics = stages.train(step);
+    if (due(s.eval_every, step + 1, s.steps)) {
+      stages.evaluate(step + 1);
+      last_eval = step + 1;
+    }
+    if (due(s.checkpoint_every, step + 1, s.steps)) {
+      stages.checkpoint(step + 1);
+      last_checkpoint = step + 1;
+    }
+    bar.update(step + 1, stages.figures(metrics));
+  }
+  bar.finish();
+  if (last_eval != step) stages.evaluate(step);
+  if (last_checkpoint != step) stages.checkpoint(step);
+  return step;
 }
 
 void offline_coordinator::log(std::int64_t step, const std::map<std::string, double>& metrics) {
@@ -182,14 +241,35 @@ std::map<std::string, double> offline_coordinator::sft_step(const caf::actor& tr
   return m;
 }
 
-void offline_coordinator::checkpoint(const caf::actor& trainer, std::int64_t step) {
+namespace {
+
+// Where the checkpoint of `step` lives, relative to the run directory.
+std::string checkpoint_dir(std::int64_t step) {
   char name[32];
   std::snprintf(name, sizeof(name), "step_%06lld", static_cast<long long>(step));
-  const auto rel = std::string("checkpoints/") + name;
+  return std::string("checkpoints/") + name;
+}
+
+}  // namespace
+
+void offline_coordinator::checkpoint(const caf::actor& trainer, std::int64_t step) {
+  const auto rel = checkpoint_dir(step);
   const auto dir = std::filesystem::path(ctx_.run_path) / rel;
   std::filesystem::create_directories(dir.parent_path());
   ask<bool>(trainer, save_atom::value, dir.string());
+  if (!ctx_.config.policy.path.empty()) copy_tokenizer_files(ctx_.config.policy.path, dir.string());
   ask<bool>(ctx_.store, ckpt_atom::value, checkpoint_row{step, rel, wall_clock_now()});
+}
+
+std::int64_t offline_coordinator::restore(const caf::actor& trainer, const checkpoint_row& c,
+                                          std::optional<std::int64_t> reference_step) {
+  const auto run = std::filesystem::path(ctx_.run_path);
+  const auto reference = reference_step ? (run / checkpoint_dir(*reference_step)).string() : std::string();
+  const auto step = ask<std::int64_t>(trainer, load_atom::value, reference, (run / c.path).string());
+  if (step != c.step)
+    throw system_error("resume: checkpoint " + c.path + " holds step " + std::to_string(step) + ", the store says " +
+                       std::to_string(c.step));
+  return step;
 }
 
 void offline_coordinator::stop(const caf::actor& a) {

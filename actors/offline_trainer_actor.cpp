@@ -5,6 +5,7 @@
 #include "actors/message_types.hpp"
 #include "actors/offline_trainer_actor_spawn.hpp"
 #include "actors/weight_snapshot.hpp"
+#include "policies/checkpoint.hpp"
 #include "policies/offline_objectives.hpp"
 
 namespace troupe {
@@ -47,6 +48,16 @@ caf::behavior offline_trainer_behavior(offline_trainer_actor* self, causal_lm po
     [self](save_atom, const std::string& dir) {
       self->state.t->save_checkpoint(dir);
       return true;
+    },
+    [self](load_atom, const std::string& reference_dir, const std::string& dir) {
+      auto& t = *self->state.t;
+      if (!reference_dir.empty()) {
+        if (t.reference() == nullptr)
+          throw std::logic_error("offline trainer: a reference to restore from " + reference_dir + ", but no reference");
+        load_weights(*t.reference(), reference_dir);
+      }
+      t.load_checkpoint(dir);
+      return t.step();
     },
   };
 }

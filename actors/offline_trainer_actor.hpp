@@ -1,8 +1,8 @@
 // The offline trainer actor: owns a policy, its optimizer and (for DPO) the frozen
 // reference, and learns from a fixed dataset laid out as token rows
 // (policies/sft_data.hpp). A shell over policies/offline_objectives.hpp, used by the
-// sft and dpo experiments (actors/sft.hpp, actors/dpo.hpp). Detached: a step blocks its
-// thread for a while.
+// sft, dpo and distill experiments (actors/sft.hpp, actors/dpo.hpp, actors/distill.hpp).
+// Detached: a step blocks its thread for a while.
 //
 // The actor is spawned for one objective (offline_trainer_options::objective) and
 // answers the same messages for both:
@@ -18,6 +18,10 @@
 //   (weights_atom)               -> weight_update   a snapshot of the policy, versioned
 //                                                   by the optimizer step (for a generator)
 //   (save_atom, std::string dir) -> bool    trainer::save_checkpoint(dir)
+//   (load_atom, std::string reference_dir, std::string dir) -> std::int64_t
+//       Resume: trainer::load_checkpoint(dir) (weights, optimizer, RNG, step), after the
+//       frozen reference (dpo) takes the weights saved at reference_dir unless that is
+//       empty. Answers the restored step.
 // Errors: a malformed batch is errc::bad_input; a diverged trainer errc::system_failure.
 #pragma once
 

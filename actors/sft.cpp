@@ -1,10 +1,10 @@
 #include "actors/sft.hpp"
 
 #include <cstdio>
+#include <optional>
 
 #include "actors/atoms.hpp"
 #include "actors/offline_run.hpp"
-#include "core/progress.hpp"
 #include "core/stop.hpp"
 
 namespace troupe {
@@ -15,6 +15,18 @@ namespace {
 // bounded whatever data.eval_examples is.
 constexpr std::size_t eval_chunk = 256;
 
+// "first -> last", "?" for one this process did not compute (a resumed run does not
+// evaluate step 0; one resumed at its very end evaluates nothing).
+std::string losses(std::optional<double> first, std::optional<double> last) {
+  auto text = [](std::optional<double> v) {
+    if (!v) return std::string("?");
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.4f", *v);
+    return std::string(buf);
+  };
+  return text(first) + " -> " + text(last);
+}
+
 class sft_run {
  public:
   explicit sft_run(experiment_context& ctx) : ctx_(ctx), cfg_(ctx.config), co_(ctx) {}
@@ -24,7 +36,7 @@ class sft_run {
   void setup();
   token_rows layout(const std::vector<tokenized_example>& examples) const;
   std::map<std::string, double> train_step(std::int64_t step);
-  double evaluate(std::int64_t step);
+  void evaluate(std::int64_t step);
 
   experiment_context& ctx_;
   const experiment_config& cfg_;
@@ -33,10 +45,12 @@ class sft_run {
   sft_dataset data_;
   std::unique_ptr<epoch_sampler> sampler_;
   caf::actor trainer_;
+  std::optional<double> first_, last_;  // held-out loss at step 0 (not run when resumed) and lately
 };
 
 void sft_run::setup() {
   policy_ = make_offline_policy(cfg_, "");
+  ctx_.out << describe_policy(cfg_.policy, policy_) << '\n';
   data_ = load_sft_dataset(cfg_, policy_);
   ctx_.out << "sft: " << data_.train.size() << " training and " << data_.eval.size() << " held-out examples"
            << (data_.truncated ? ", " + std::to_string(data_.truncated) + " responses cut to data.max_length" : "")
@@ -55,7 +69,7 @@ std::map<std::string, double> sft_run::train_step(std::int64_t step) {
   return co_.sft_step(trainer_, layout(batch), step);
 }
 
-double sft_run::evaluate(std::int64_t step) {
+void sft_run::evaluate(std::int64_t step) {
   double sum = 0, tokens = 0;
   for (std::size_t b = 0; b < data_.eval.size(); b += eval_chunk) {
     std::vector<tokenized_example> chunk(data_.eval.begin() + static_cast<std::ptrdiff_t>(b),
@@ -67,33 +81,35 @@ double sft_run::evaluate(std::int64_t step) {
   const double loss = tokens > 0 ? sum / tokens : 0.0;
   co_.log(step, {{"sft/eval_loss", loss}});
   ctx_.out << "eval at step " << step << ": sft/eval_loss " << loss << '\n';
-  return loss;
+  if (step == 0) first_ = loss;
+  last_ = loss;
 }
 
 experiment_outcome sft_run::run() {
   return run_guarded(
     [&] {
-      experiment_outcome out;
       setup();
       const auto& s = cfg_.sft;
-      const double first = evaluate(0);
-      progress bar("sft", std::max<std::int64_t>(1, s.steps), parse_progress_style(cfg_.system.progress), ctx_.out);
-      std::int64_t step = 0;
-      double eval_loss = first;
-      for (; step < s.steps && !stop_requested(); ++step) {
-        auto m = train_step(step);
-        if (s.eval_every > 0 && (step + 1) % s.eval_every == 0 && step + 1 < s.steps) eval_loss = evaluate(step + 1);
-        if (s.checkpoint_every > 0 && (step + 1) % s.checkpoint_every == 0 && step + 1 < s.steps)
-          co_.checkpoint(trainer_, step + 1);
-        bar.update(step + 1, {{"loss", m["sft/loss"]}, {"eval", eval_loss}, {"tok/s", m["sft/tokens_per_s"]}});
-      }
-      bar.finish();
-      const double last = evaluate(step);
-      co_.checkpoint(trainer_, step);
+      offline_stages stages;
+      stages.train = [&](std::int64_t step) { return train_step(step); };
+      stages.figures = [&](const std::map<std::string, double>& m) {
+        std::vector<std::pair<std::string, double>> f{{"loss", m.at("sft/loss")}};
+        if (last_) f.push_back({"eval", *last_});
+        f.push_back({"tok/s", m.at("sft/tokens_per_s")});
+        return f;
+      };
+      stages.evaluate = [&](std::int64_t step) { evaluate(step); };
+      stages.checkpoint = [&](std::int64_t step) { co_.checkpoint(trainer_, step); };
+      // The data cursor is a function of the step: step s drew batch_size examples each.
+      stages.restore = [&](const checkpoint_row& c) {
+        const auto step = co_.restore(trainer_, c);
+        sampler_->skip(static_cast<std::size_t>(step * s.batch_size));
+        return step;
+      };
+      const auto steps = run_offline_loop(ctx_, {"sft", s.steps, s.eval_every, s.checkpoint_every}, stages);
+      experiment_outcome out;
       out.status = stop_requested() ? "stopped" : "finished";
-      char losses[64];
-      std::snprintf(losses, sizeof(losses), "%.4f -> %.4f", first, last);
-      out.message = "sft: " + std::to_string(step) + " steps, held-out loss " + losses;
+      out.message = "sft: " + std::to_string(steps) + " steps, held-out loss " + losses(first_, last_);
       return out;
     },
     [&] { co_.stop(trainer_); });

@@ -34,13 +34,15 @@ tokenize_result tokenize_example(const tokenizer& tok, const tokenize_options& o
   };
   tokenize_result r;
   auto& ex = r.example;
-  if (tok.bos_id()) ex.prompt.push_back(*tok.bos_id());
+  const bool templated = chat && opts.format != chat_format::plain;
+  if (tok.bos_id() && !templated) ex.prompt.push_back(*tok.bos_id());
   for (auto id : encode(prompt_text, "prompt")) ex.prompt.push_back(id);
   // Token 0 of a row is predicted by nothing, and in a packed row by the end of the
   // previous example: every example needs a prompt token before its response.
   if (ex.prompt.empty()) throw input_error(source + ": the prompt is empty (and the tokenizer has no BOS)");
   ex.response = encode(response_text, "response");
-  if (tok.eos_id() && (ex.response.empty() || ex.response.back() != *tok.eos_id())) ex.response.push_back(*tok.eos_id());
+  if (tok.eos_id() && !templated && (ex.response.empty() || ex.response.back() != *tok.eos_id()))
+    ex.response.push_back(*tok.eos_id());
 
   if (opts.max_length > 0 && static_cast<std::int64_t>(ex.size()) > opts.max_length) {
     const auto room = opts.max_length - static_cast<std::int64_t>(ex.prompt.size());

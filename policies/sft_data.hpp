@@ -38,6 +38,9 @@ struct tokenize_options {
 // Tokenizes one example. A chat example's prompt is format_chat(messages, generation
 // prompt) and its response is what the full formatted conversation adds after it (the
 // assistant's end-of-turn marker included); a plain example's prompt is its text as is.
+// The tokenizer's BOS goes in front and its EOS at the end, except in a chat example
+// of a real chat format (chatml, llama3), whose template writes its own special tokens
+// (llama3's <|begin_of_text|>, the end-of-turn markers) as the model was trained with.
 // A response that does not fit into max_length is cut at its end (`truncated` says so);
 // a prompt that leaves no room for one response token is an input_error naming
 // `source`, as is an empty response.

@@ -26,7 +26,7 @@ struct offline_trainer_actor : ::testing::Test {
   std::unique_ptr<caf::actor_system> sys;
 };
 
-causal_lm tiny_model() {
+causal_lm tiny_model(std::uint64_t seed = 1) {
   policy_section p;
   p.hidden_size = 16;
   p.intermediate_size = 32;
@@ -34,7 +34,7 @@ causal_lm tiny_model() {
   p.num_attention_heads = 2;
   p.num_key_value_heads = 1;
   causal_lm m(small_model_config(p, 12));
-  m->init_weights(1);
+  m->init_weights(seed);
   return m;
 }
 
@@ -101,6 +101,45 @@ TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
   self->send_exit(dpo, caf::exit_reason::user_shutdown);
   o.trainer.microbatch_size = 3;
   EXPECT_THROW(spawn_offline_trainer_actor(*sys, tiny_model(), o), input_error) << "odd microbatch for pairs";
+}
+
+// Resume: a trainer of other weights that loads the reference of checkpoint 0 and the
+// checkpoint of step 2 takes step 3 exactly as the trainer that never stopped.
+TEST_F(offline_trainer_actor, a_loaded_checkpoint_and_reference_continue_bit_identically) {
+  testing::temp_dir dir;
+  caf::scoped_actor self{*sys};
+  auto ask = [&](const caf::actor& a, auto... xs) {
+    std::map<std::string, double> m;
+    caf::error err;
+    self->request(a, std::chrono::seconds(60), xs...).receive([&](std::map<std::string, double>& x) { m = x; },
+                                                               [&](caf::error& e) { err = e; });
+    EXPECT_FALSE(err) << render(err);
+    return m;
+  };
+  auto save = [&](const caf::actor& a, const std::string& to) {
+    self->request(a, std::chrono::seconds(60), save_atom::value, to).receive([](bool) {}, [](caf::error&) {});
+  };
+  offline_trainer_options o;
+  o.objective = offline_objective::dpo;
+  o.trainer.lr = 1e-2;
+  o.trainer.microbatch_size = 2;
+  auto pairs = pair_examples({{{{1, 2}, {3}}, {{1, 2}, {4}}}, {{{5}, {6, 7}}, {{5}, {8}}}});
+  auto whole = spawn_offline_trainer_actor(*sys, tiny_model(), o);
+  save(whole, dir / "step_0");
+  ask(whole, train_atom::value, pairs);
+  ask(whole, train_atom::value, pairs);
+  save(whole, dir / "step_2");
+  const auto want = ask(whole, train_atom::value, pairs);
+
+  auto resumed = spawn_offline_trainer_actor(*sys, tiny_model(7), o);
+  std::int64_t step = -1;
+  self->request(resumed, std::chrono::seconds(60), load_atom::value, dir / "step_0", dir / "step_2")
+      .receive([&](std::int64_t s) { step = s; }, [](caf::error& e) { FAIL() << render(e); });
+  EXPECT_EQ(step, 2);
+  const auto got = ask(resumed, train_atom::value, pairs);
+  ASSERT_EQ(got.size(), want.size());
+  for (const auto& [k, v] : want) EXPECT_EQ(got.at(k), v) << k;
+  for (const auto& a : {whole, resumed}) self->send_exit(a, caf::exit_reason::user_shutdown);
 }
 
 }  // namespace

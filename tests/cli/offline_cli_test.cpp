@@ -1,14 +1,17 @@
-// The sft and dpo experiments as a user runs them: tiny runs of the examples through
-// the real binary that leave their metrics and checkpoints in the store, and data or
-// settings refused before a run directory exists.
+// The sft, dpo and distill experiments as a user runs them: tiny runs of the examples
+// through the real binary that leave their metrics and checkpoints in the store, data or
+// settings refused before a run directory exists, runs killed with SIGKILL that resume
+// to the numbers of an uninterrupted run, and Hugging Face policies.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/store.hpp"
+#include "policies/checkpoint.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace troupe {
@@ -122,7 +125,8 @@ TEST(offline_cli, dpo_run_warm_starts_then_records_preference_metrics_train_and_
   EXPECT_EQ(acc[0].value, 0.0) << "policy = reference at the start";
   for (const char* name : {"dpo/eval_loss", "dpo/eval_reward_margin", "dpo/eval_logps_chosen", "dpo/eval_logps_accuracy"})
     EXPECT_EQ(store.metrics(name).size(), 3u) << name;
-  ASSERT_EQ(store.checkpoints().size(), 1u);
+  ASSERT_EQ(store.checkpoints().size(), 2u);
+  EXPECT_EQ(store.checkpoints()[0].path, "checkpoints/step_000000") << "the reference the warm start left";
   // A dpo run can start from that checkpoint (and needs no warm start then).
   r = troupe(dir, "run '" + examples_dir + "dpo_arithmetic.yaml' run.name=d2 sft.steps=0 dpo.steps=1 "
                   "data.train_examples=20 data.eval_examples=4 dpo.init_from=runs/d/checkpoints/step_000004" + tiny);
@@ -151,6 +155,200 @@ TEST(offline_cli, distill_run_samples_scores_with_the_teacher_and_reports_kl_and
                   "distill.loss.topk_logits_k=100" + tiny);
   EXPECT_EQ(r.code, 2) << r.out << r.err;
   EXPECT_NE(r.err.find("distill.loss"), std::string::npos) << r.err;
+}
+
+// Every metric but wall-clock figures (time/*, */tokens_per_s), keyed by name, in step
+// order.
+std::map<std::string, std::vector<std::pair<std::int64_t, double>>> numbers(const run_store& s) {
+  std::map<std::string, std::vector<std::pair<std::int64_t, double>>> out;
+  for (const auto& m : s.metrics()) {
+    const bool timing = m.name.rfind("time/", 0) == 0 ||
+                        (m.name.size() >= 12 && m.name.compare(m.name.size() - 12, 12, "tokens_per_s") == 0);
+    if (!timing) out[m.name].push_back({m.step, m.value});
+  }
+  return out;
+}
+
+// Runs `cfg` twice: whole (runs/whole), and killed with SIGKILL as soon as its progress
+// log shows `kill_at` (after a checkpoint, long before the end), then resumed
+// (runs/killed). The two stores must then hold the same history, row for row.
+void expect_resume_matches_an_uninterrupted_run(const testing::temp_dir& dir, const std::string& cfg,
+                                                const std::string& kill_at) {
+  auto whole = troupe(dir, "run " + cfg + " run.name=whole");
+  ASSERT_EQ(whole.code, 0) << whole.out << whole.err;
+  const std::string cmd = "cd '" + dir.path().string() + "' && ('" TROUPE_BINARY "' run " + cfg +
+                          " run.name=killed >killed.txt 2>&1 & pid=$!; "
+                          "until grep -qs '" + kill_at + "' killed.txt || ! kill -0 $pid 2>/dev/null; do sleep 0.01; done; "
+                          "kill -KILL $pid; wait $pid; echo $? > code.txt)";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  ASSERT_EQ(slurp(dir / "code.txt"), "137\n") << "the run ended before it was killed:\n" << slurp(dir / "killed.txt");
+  {
+    auto killed = run_store::open(dir / "runs/killed/store.sqlite", store_mode::read_only);
+    EXPECT_EQ(killed.info().status, "running") << "a killed run cannot record its end";
+    ASSERT_FALSE(killed.checkpoints().empty()) << slurp(dir / "killed.txt");
+  }
+  auto r = troupe(dir, "run --resume runs/killed");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("from checkpoint checkpoints/step_0000"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("resumed at "), std::string::npos) << r.out;
+
+  auto want_store = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
+  auto got_store = run_store::open(dir / "runs/killed/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(got_store.info().status, "finished");
+  const auto want = numbers(want_store), got = numbers(got_store);
+  EXPECT_EQ(got.size(), want.size());
+  for (const auto& [name, rows] : want) {
+    ASSERT_TRUE(got.count(name)) << name;
+    EXPECT_EQ(got.at(name), rows) << name;
+  }
+  const auto cw = want_store.checkpoints(), cg = got_store.checkpoints();
+  ASSERT_EQ(cg.size(), cw.size());
+  for (std::size_t i = 0; i < cw.size(); ++i) EXPECT_EQ(cg[i].path, cw[i].path);
+  bool event = false;
+  for (const auto& e : got_store.events()) event |= e.kind == "resume";
+  EXPECT_TRUE(event);
+  // Finished: nothing to continue.
+  EXPECT_EQ(troupe(dir, "run --resume runs/killed").code, 2);
+}
+
+TEST(offline_cli, sft_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_run) {
+  testing::temp_dir dir;
+  // Padded batches of 4 over 40 examples: the resumed data order crosses epochs.
+  expect_resume_matches_an_uninterrupted_run(
+    dir,
+    "'" + examples_dir + "sft_arithmetic.yaml' sft.steps=40 sft.batch_size=4 sft.microbatch_size=4 "
+    "sft.eval_every=10 sft.checkpoint_every=4 data.packing=false data.train_examples=40 data.eval_examples=8" + tiny,
+    "sft 6/40 ");
+  if (HasFatalFailure()) return;
+  auto s = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(s.metrics("sft/loss").size(), 40u);
+  EXPECT_EQ(s.metrics("sft/eval_loss").size(), 5u);
+}
+
+TEST(offline_cli, dpo_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_run) {
+  testing::temp_dir dir;
+  // A warm start, so the resumed trainer must restore its reference from checkpoint 0.
+  expect_resume_matches_an_uninterrupted_run(
+    dir,
+    "'" + examples_dir + "dpo_arithmetic.yaml' sft.steps=3 sft.batch_size=8 dpo.steps=40 dpo.batch_size=4 "
+    "trainer.microbatch_size=4 dpo.eval_every=10 dpo.checkpoint_every=4 data.train_examples=40 "
+    "data.eval_examples=8" + tiny,
+    "dpo 6/40 ");
+  if (HasFatalFailure()) return;
+  auto s = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(s.metrics("dpo/loss").size(), 40u);
+  EXPECT_EQ(s.metrics("sft/loss").size(), 3u) << "the warm start ran once";
+  EXPECT_EQ(s.checkpoints().front().path, "checkpoints/step_000000") << "the reference";
+}
+
+TEST(offline_cli, distill_killed_with_sigkill_resumes_to_the_numbers_of_an_uninterrupted_run) {
+  testing::temp_dir dir;
+  auto t = troupe(dir, "run '" + examples_dir + "sft_arithmetic.yaml' run.name=t sft.steps=2 "
+                       "data.train_examples=100 data.eval_examples=4" + tiny);
+  ASSERT_EQ(t.code, 0) << t.out << t.err;
+  expect_resume_matches_an_uninterrupted_run(
+    dir,
+    "'" + examples_dir + "distill_arithmetic.yaml' distill.teacher=runs/t/checkpoints/step_000002 distill.steps=30 "
+    "distill.prompts_per_step=4 distill.eval_every=10 distill.eval_prompts=6 distill.checkpoint_every=4" + tiny,
+    "distill 6/30 ");
+  if (HasFatalFailure()) return;
+  auto s = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(s.metrics("train/accuracy").size(), 30u);
+  EXPECT_EQ(s.metrics("eval/teacher_accuracy").size(), 4u);
+}
+
+// A Hugging Face model directory made here from the llama fixture (weights, config.json,
+// tokenizer.json), with a tokenizer_config.json whose chat template is Llama 3's, so
+// that policy.chat_format: auto finds llama3.
+std::string hf_model(const testing::temp_dir& dir) {
+  const auto src = fs::path(TROUPE_SOURCE_DIR) / "tests/fixtures/hf/llama";
+  const fs::path dst = dir / "hf";
+  fs::create_directories(dst);
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json"}) fs::copy_file(src / f, dst / f);
+  std::ofstream(dst / "tokenizer_config.json")
+    << R"({"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "chat_template": )"
+       R"("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n)"
+       R"({{ m['content'] | trim }}<|eot_id|>{% endfor %}"})";
+  return dst.string();
+}
+
+// The examples' data.max_length (64) is too short for the fixture's chat-formatted
+// prompts (its tokenizer knows few words): 0 takes its context, 256 tokens.
+const std::string hf_run =
+  " system.progress=log data.generate=\"''\" data.eval_fraction=0.25 data.max_length=0 trainer.lr=1e-3";
+
+TEST(offline_cli, sft_dpo_and_distill_train_a_hugging_face_policy_in_its_chat_format) {
+  testing::temp_dir dir;
+  const auto model = hf_model(dir);
+  std::string chat, prefs;
+  for (int i = 0; i < 16; ++i) {
+    const auto a = std::to_string(i), b = std::to_string(i + 1);
+    chat += R"({"messages": [{"role": "user", "content": ")" + a + R"(+1="}, {"role": "assistant", "content": ")" + b +
+            "\"}]}\n";
+    prefs += R"({"messages": [{"role": "user", "content": ")" + a + R"(+1="}], "chosen": ")" + b +
+             R"(", "rejected": ")" + a + "\"}\n";
+  }
+  dir.write("chat.jsonl", chat);
+  dir.write("prefs.jsonl", prefs);
+
+  // SFT: the loss falls, and the chat format was found in the tokenizer_config.json.
+  auto r = troupe(dir, "run '" + examples_dir + "sft_arithmetic.yaml' run.name=s policy.path=hf data.path=chat.jsonl "
+                       "data.packing=false sft.steps=4 sft.batch_size=4 sft.lr=1e-3 sft.eval_every=0" + hf_run);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("policy: hf (LlamaForCausalLM, 2 layers, 64 wide, 320 ids), chat format llama3"), std::string::npos)
+    << "auto found the template\n" << r.out;
+  auto s = run_store::open(dir / "runs/s/store.sqlite", store_mode::read_only);
+  auto loss = s.metrics("sft/eval_loss");
+  ASSERT_EQ(loss.size(), 2u);
+  EXPECT_LT(loss[1].value, loss[0].value);
+  // The checkpoint is a model directory of its own: weights, config and tokenizer.
+  const fs::path ckpt = dir / "runs/s/checkpoints/step_000004";
+  auto saved = load_pretrained(ckpt.string());
+  EXPECT_EQ(saved->config().vocab_size, 320);
+  EXPECT_EQ(saved->config().hidden_size, 64);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "trainer_state.pt"})
+    EXPECT_TRUE(fs::exists(ckpt / f)) << f;
+
+  // DPO from that checkpoint as the policy itself, with a warm start on the chosen.
+  r = troupe(dir, "run '" + examples_dir + "dpo_arithmetic.yaml' run.name=d policy.path=runs/s/checkpoints/step_000004 "
+                  "data.path=prefs.jsonl sft.steps=2 sft.batch_size=4 dpo.steps=3 dpo.batch_size=4 "
+                  "trainer.microbatch_size=4 dpo.eval_every=0" + hf_run);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto d = run_store::open(dir / "runs/d/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(d.metrics("sft/loss").size(), 2u);
+  const auto dloss = d.metrics("dpo/loss");
+  ASSERT_EQ(dloss.size(), 3u);
+  EXPECT_NE(dloss[2].value, dloss[0].value);
+  EXPECT_EQ(d.metrics("dpo/eval_accuracy").size(), 2u);
+  load_pretrained(dir / "runs/d/checkpoints/step_000003");
+
+  // Distill: the HF fixture as the student, the sft checkpoint (an HF directory) as the
+  // teacher; chat-formatted arithmetic prompts.
+  r = troupe(dir, "run '" + examples_dir + "distill_arithmetic.yaml' run.name=k policy.path=hf "
+                  "distill.teacher=runs/s/checkpoints/step_000004 distill.steps=3 distill.prompts_per_step=2 "
+                  "distill.eval_every=0 distill.eval_prompts=2 distill.max_new_tokens=4 system.progress=log");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto k = run_store::open(dir / "runs/k/store.sqlite", store_mode::read_only);
+  const auto kl = k.metrics("distill/forward_kl");
+  ASSERT_EQ(kl.size(), 3u);
+  EXPECT_GT(kl[0].value, 0.0) << "student and teacher differ";
+  EXPECT_EQ(k.metrics("eval/teacher_accuracy").size(), 2u);
+  load_pretrained(dir / "runs/k/checkpoints/step_000003");
+
+  // A teacher of another vocabulary (a char model's) is refused, naming it.
+  auto t = troupe(dir, "run '" + examples_dir + "sft_arithmetic.yaml' run.name=c sft.steps=1 "
+                       "data.train_examples=20 data.eval_examples=4" + tiny);
+  ASSERT_EQ(t.code, 0) << t.out << t.err;
+  r = troupe(dir, "run '" + examples_dir + "distill_arithmetic.yaml' policy.path=hf "
+                  "distill.teacher=runs/c/checkpoints/step_000001 distill.steps=1 system.progress=off");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("distill.teacher: runs/c/checkpoints/step_000001: the checkpoint's vocabulary has 19 ids, "
+                       "the model of policy.path 'hf' 320"),
+            std::string::npos)
+    << r.out << r.err;
+  r = troupe(dir, "run '" + examples_dir + "sft_arithmetic.yaml' policy.path=nowhere" + tiny);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("policy.path: 'nowhere' is not a Hugging Face model directory"), std::string::npos) << r.err;
 }
 
 }  // namespace

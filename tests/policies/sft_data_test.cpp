@@ -2,6 +2,8 @@
 // padded and packed layouts.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "core/error.hpp"
 #include "policies/sft_data.hpp"
 
@@ -38,6 +40,25 @@ TEST(sft_data, chat_examples_learn_only_the_last_assistant_turn) {
   auto r = tokenize_example(*tok, o, {{"system", "be brief "}, {"user", "hi "}}, true, "yo", "t:2");
   EXPECT_EQ(tok->decode(r.example.prompt), "<bos>be brief hi ");
   EXPECT_EQ(tok->decode(r.example.response), "yo<eos>");
+}
+
+// A Hugging Face tokenizer with BOS and EOS (the llama fixture: <|begin_of_text|>,
+// <|eot_id|>) in the llama3 format: the template writes both, so neither is doubled;
+// outside a chat format they are added as for the char models.
+TEST(sft_data, a_chat_template_writes_its_own_special_tokens) {
+  auto tok = load_tokenizer_dir(std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/hf/llama");
+  ASSERT_TRUE(tok->bos_id() && tok->eos_id());
+  tokenize_options o;
+  o.format = chat_format::llama3;
+  auto r = tokenize_example(*tok, o, {{"user", "12+30="}}, true, "42", "t:4");
+  EXPECT_EQ(tok->decode(r.example.prompt),
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n12+30=<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+  EXPECT_EQ(std::count(r.example.prompt.begin(), r.example.prompt.end(), *tok->bos_id()), 1);
+  EXPECT_EQ(tok->decode(r.example.response), "42<|eot_id|>");
+  auto plain = tokenize_example(*tok, o, {{"user", "12+30="}}, false, "42", "t:5");
+  EXPECT_EQ(tok->decode(plain.example.prompt), "<|begin_of_text|>12+30=");
+  EXPECT_EQ(tok->decode(plain.example.response), "42<|eot_id|>");
 }
 
 TEST(sft_data, long_responses_are_cut_and_prompts_that_leave_no_room_are_refused) {
