@@ -72,14 +72,19 @@ class gloo_data_parallel_group : public data_parallel_group {
   // peers are gone or out of step: the run stops at its last checkpoint).
   void run(const std::string& what, const char* op, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
     if (!broken_.empty()) throw system_error(broken_);
-    try {
-      start()->wait(g_.timeout);
-    } catch (const std::exception& e) {
+    auto fail = [&](const std::string& reason) {
       broken_ = "data-parallel rank " + std::to_string(options_.rank) + " of " + std::to_string(options_.world_size) +
                 ": the " + op + " of " + what + " failed (another rank was lost, or did not arrive within timeout_s = " +
                 format_double(options_.timeout_s) + " s; rendezvous " + options_.host + ":" +
-                std::to_string(options_.port) + "): " + e.what();
+                std::to_string(options_.port) + "): " + reason;
       throw system_error(broken_);
+    };
+    try {
+      start()->wait(g_.timeout);
+    } catch (const c10::Error& e) {
+      fail(e.what_without_backtrace());  // c10's what() carries a C++ backtrace
+    } catch (const std::exception& e) {
+      fail(e.what());
     }
   }
 
