@@ -14,6 +14,8 @@
 #include "actors/errors.hpp"
 #include "actors/experiment.hpp"
 #include "actors/generator_actor.hpp"
+#include "actors/grpo_policy.hpp"
+#include "actors/policy_setup.hpp"
 #include "actors/guardrail_actor.hpp"
 #include "actors/message_types.hpp"
 #include "actors/reward_actor.hpp"
@@ -135,35 +137,15 @@ class grpo_run {
 void grpo_run::setup() {
   const auto& p = cfg_.policy;
   tasks_ = make_task_source(cfg_.env.name, cfg_.env.options, static_cast<std::uint64_t>(cfg_.run.seed));
-  causal_lm policy{nullptr}, gen_copy{nullptr};
-  if (p.path.empty()) {
-    // A small model from the config, over the char tokenizer of the task's alphabet.
-    auto tok = make_char_tokenizer(cfg_.tokenizer.alphabet, {"<pad>", "<bos>", "<eos>"});
-    tok->set_special_ids(tok->token_to_id("<bos>"), tok->token_to_id("<eos>"), tok->token_to_id("<pad>"));
-    tok_ = std::move(tok);
-    auto mcfg = small_model_config(p, static_cast<std::int64_t>(tok_->vocab_size()));
-    mcfg.eos_token_ids = {*tok_->eos_id()};
-    policy = causal_lm(mcfg);
-    policy->init_weights(static_cast<std::uint64_t>(p.init_seed));
-    policy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
-    gen_copy = causal_lm(mcfg);  // the generator's own copy, synced from the trainer
-    gen_copy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
-    chat_ = chat_format::plain;
-  } else {
-    // A Hugging Face model directory: its weights, tokenizer.json and chat format.
-    tok_ = std::shared_ptr<const tokenizer>(load_tokenizer_dir(p.path));
-    load_options lo;
-    lo.dtype = parse_torch_dtype(p.dtype);
-    lo.device = parse_torch_device(p.device);
-    policy = load_pretrained(p.path, lo);
-    gen_copy = load_pretrained(p.path, lo);
-    chat_ = p.chat_format != "auto" ? chat_format_from_name(p.chat_format)
-                                    : find_chat_format(p.path).value_or(chat_format::plain);
-  }
+  auto built = load_policy(cfg_);
+  causal_lm policy = built.model;
+  tok_ = built.tok;
+  chat_ = built.chat;
+  pad_id_ = built.pad_id;
+  // The generator's own copy, synced from the trainer before the first rollout.
+  causal_lm gen_copy(policy->config());
+  gen_copy->to(parse_torch_device(p.device), parse_torch_dtype(p.dtype));
   if (!initial_weights_.empty()) load_weights(policy, initial_weights_);
-  // Padding only fills rows up to the batch's length and is masked out: any id does
-  // when the tokenizer has no pad token.
-  pad_id_ = tok_->pad_id() ? *tok_->pad_id() : tok_->eos_id() ? *tok_->eos_id() : 0;
 
   env_host_options eo;
   eo.env = cfg_.env.name;
@@ -188,18 +170,7 @@ void grpo_run::setup() {
     return spawn_reward_actor(sys, r, f);
   });
 
-  trainer_actor_options to;
-  to.trainer = cfg_.trainer;
-  to.loss = cfg_.grpo.loss;
-  to.temperature = cfg_.grpo.temperature;
-  to.pad_id = pad_id_;
-  to.sft = cfg_.trainer;
-  to.sft.lr = cfg_.sft.lr;
-  to.sft.microbatch_size = cfg_.sft.microbatch_size;
-  to.sft.lr_schedule = "constant";
-  to.sft.warmup_steps = 0;
-  if (cfg_.weight_sync.codec == "fp8") to.fp8_sync = cfg_.weight_sync.fp8;
-  trainer_ = spawn_trainer_actor(ctx_.sys, policy, to);
+  trainer_ = spawn_trainer_actor(ctx_.sys, policy, grpo_trainer_options(cfg_, pad_id_));
   generator_ = spawn_generator(ctx_.sys, gen_copy, tok_, 0);
   publish_weights();
 }

@@ -47,7 +47,7 @@ caf::actor spawn_remote_generator(caf::actor_system& sys, const std::string& pay
   } catch (const nlohmann::json::exception& e) {
     throw input_error(std::string("generator payload: ") + e.what());
   }
-  auto policy = make_rl_policy(cfg);
+  auto policy = load_policy(cfg);
   return spawn_generator(sys, policy.model, policy.tok, 0, [link]() -> std::unique_ptr<weight_transport> {
     gloo_transport_options o;
     o.host = link.host;

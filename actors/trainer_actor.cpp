@@ -1,6 +1,7 @@
 #include <caf/all.hpp>
 
 #include "actors/atoms.hpp"
+#include "actors/data_parallel_gloo.hpp"
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
 #include "actors/trainer_actor_spawn.hpp"
@@ -61,15 +62,28 @@ struct trainer_state {
   std::unique_ptr<trainer> sft;  // the SFT stage's optimizer
   causal_lm policy{nullptr};
   trainer_actor_options opts;
+  std::shared_ptr<data_parallel_group> group;  // data parallel: joined with the first trainer
   static inline const char* name = "troupe.trainer";
 };
 
 using trainer_actor = caf::stateful_actor<trainer_state>;
 
+// The data-parallel group, joined on first use (blocks until every rank has joined);
+// nullptr when training alone.
+std::shared_ptr<data_parallel_group> group_of(trainer_actor* self) {
+  auto& st = self->state;
+  if (!st.group && st.opts.data_parallel.enabled()) st.group = join_data_parallel_group(st.opts.data_parallel);
+  return st.group;
+}
+
+bool is_rank0(trainer_actor* self) { return self->state.opts.data_parallel.rank == 0; }
+
 trainer& rl_trainer(trainer_actor* self) {
   auto& st = self->state;
   // The reference is the policy as GRPO starts (after SFT), as in NeMo RL.
-  if (!st.rl) st.rl = std::make_unique<trainer>(st.policy, st.opts.trainer, st.opts.loss.reference_policy_kl_penalty != 0);
+  if (!st.rl)
+    st.rl = std::make_unique<trainer>(st.policy, st.opts.trainer, st.opts.loss.reference_policy_kl_penalty != 0,
+                                      group_of(self));
   return *st.rl;
 }
 
@@ -90,16 +104,23 @@ void add_diagnostics(trainer_actor* self, const train_batch& batch, std::map<std
     ent += e.sum.item<double>();
     tokens += e.tokens;
   }
-  out["train/entropy"] = tokens > 0 ? ent / tokens : 0.0;
+  double kl_sum = 0, kl_tokens = 0;
   if (batch.per_token.count("ref_logprobs")) {
     const auto& c = self->state.opts.loss;
     auto kl = kl_estimate(batch.per_token.at("old_logprobs"), batch.per_token.at("ref_logprobs"), c.reference_policy_kl_type,
                           c.kl_input_clamp_value, c.kl_output_clamp_value);
     auto m = batch.response_mask;
-    out["train/kl"] = (kl * m).sum().item<double>() / std::max(1.0, m.sum().item<double>());
-  } else {
-    out["train/kl"] = 0.0;
+    kl_sum = (kl * m).sum().item<double>();
+    kl_tokens = m.sum().item<double>();
   }
+  if (auto* dp = rl_trainer(self).group(); dp && dp->world_size() > 1) {  // sums over the ranks' shards
+    std::vector<torch::Tensor> sums{torch::tensor({ent, tokens, kl_sum, kl_tokens}, torch::kFloat64)};
+    dp->all_reduce_sum(sums, "diagnostics (entropy, kl)");
+    const auto v = sums[0].contiguous();
+    ent = v[0].item<double>(), tokens = v[1].item<double>(), kl_sum = v[2].item<double>(), kl_tokens = v[3].item<double>();
+  }
+  out["train/entropy"] = tokens > 0 ? ent / tokens : 0.0;
+  out["train/kl"] = kl_sum / std::max(1.0, kl_tokens);
 }
 
 std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch& rb) {
@@ -131,7 +152,7 @@ std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch
 
 std::map<std::string, double> sft_step(trainer_actor* self, const sft_batch& sb) {
   auto& st = self->state;
-  if (!st.sft) st.sft = std::make_unique<trainer>(st.policy, st.opts.sft, /*with_reference=*/false);
+  if (!st.sft) st.sft = std::make_unique<trainer>(st.policy, st.opts.sft, /*with_reference=*/false, group_of(self));
   auto batch = make_batch(sb.prompts, sb.targets, nullptr, st.opts.pad_id);
   auto result = st.sft->train_step(batch, [](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
     return nll_loss(token_logprobs(policy, mb), mb.response_mask.to(torch::kFloat32), global.tokens);
@@ -161,15 +182,19 @@ caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_ac
       return weight_update{version, std::make_shared<const weight_snapshot>(fp8_decode_weights(encoded))};
     },
     [self](save_atom, const std::string& dir) {
-      rl_trainer(self).save_checkpoint(dir);
+      auto& t = rl_trainer(self);  // made on every rank alike: its constructor is a collective
+      if (is_rank0(self)) t.save_checkpoint(dir);  // the replicas are identical
       return true;
     },
     [self](load_atom, const std::string& reference_dir, const std::string& dir) {
       // The reference is the policy as GRPO started: load it first, so that rl_trainer
       // freezes that copy, then the checkpoint's weights and optimizer state.
-      if (!self->state.rl && !reference_dir.empty()) load_weights(self->state.policy, reference_dir);
+      // Data parallel: only rank 0 reads the files; the trainer's constructor broadcasts
+      // its reference weights, sync_replicas the restored state.
+      if (!self->state.rl && !reference_dir.empty() && is_rank0(self)) load_weights(self->state.policy, reference_dir);
       auto& t = rl_trainer(self);
-      t.load_checkpoint(dir);
+      if (is_rank0(self)) t.load_checkpoint(dir);
+      t.sync_replicas();
       return t.step();
     },
   };
@@ -181,6 +206,7 @@ caf::actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer
   opts.trainer.validate("trainer");
   opts.sft.validate("sft");
   opts.loss.validate();
+  opts.data_parallel.validate("data_parallel");
   return sys.spawn<caf::detached>(trainer_behavior, std::move(policy), std::move(opts));
 }
 

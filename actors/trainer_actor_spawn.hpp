@@ -4,6 +4,7 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
+#include "actors/data_parallel.hpp"
 #include "actors/trainer_actor.hpp"
 #include "policies/algorithm_config.hpp"
 #include "policies/causal_lm.hpp"
@@ -23,6 +24,13 @@ struct trainer_actor_options {
   // Set: published weights go through the FP8 codec (quantized, then dequantized), as
   // a generator receiving FP8 over a transport would hold them.
   std::optional<fp8_weights_config> fp8_sync;
+  // world_size > 1: this actor is one data-parallel rank (actors/data_parallel.hpp). It
+  // joins the group when its first trainer is made (the first train, sft, save or load
+  // message); each train/sft message then carries this rank's shard; metrics are the
+  // global ones on every rank. Every rank must get every train/sft/save/load message,
+  // in the same order. save writes on rank 0 only; load reads the checkpoint on rank 0
+  // only and broadcasts it (weights, optimizer state, step) to the others.
+  data_parallel_options data_parallel;
 };
 
 // `policy` is trained in place (the caller keeps no other use of it).

@@ -2,11 +2,7 @@
 
 #include "actors/weight_snapshot.hpp"
 
-// ProcessGroupGloo.hpp is compiled only under USE_C10D_GLOO (the wheel was built with it;
-// its CMake config does not say so). Its gloo/ includes resolve to actors/gloo_headers/.
-#define USE_C10D_GLOO 1
-#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
-#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include "actors/gloo_group.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -183,32 +179,15 @@ struct gloo_weight_transport::impl {
 };
 
 gloo_weight_transport::gloo_weight_transport(const gloo_transport_options& o) : options_(o) {
-  const auto bad = [](const std::string& what) { return input_error("weight transport (gloo): " + what); };
-  if (o.world_size < 1) throw bad("world_size must be at least 1, got " + std::to_string(o.world_size));
-  if (o.rank < 0 || o.rank >= o.world_size)
-    throw bad("rank " + std::to_string(o.rank) + " is outside [0, " + std::to_string(o.world_size) + ")");
-  if (o.port < 1 || o.port > 65535) throw bad("port must be in 1..65535, got " + std::to_string(o.port));
-  if (!(o.timeout_s > 0)) throw bad("timeout_s must be > 0");
-  if (o.bucket_bytes < 1) throw bad("bucket_bytes must be at least 1");
+  const char* who = "weight transport (gloo)";
+  if (o.bucket_bytes < 1) throw input_error(std::string(who) + ": bucket_bytes must be at least 1");
   if (o.fp8) o.fp8->validate("weight transport fp8");
 
   impl_ = std::make_unique<impl>();
-  impl_->timeout = std::chrono::milliseconds(static_cast<std::int64_t>(o.timeout_s * 1000));
-  try {
-    c10d::TCPStoreOptions so;
-    so.port = static_cast<std::uint16_t>(o.port);
-    so.isServer = o.rank == 0;
-    so.numWorkers = static_cast<std::size_t>(o.world_size);
-    so.waitWorkers = false;
-    so.timeout = impl_->timeout;
-    impl_->store = c10::make_intrusive<c10d::TCPStore>(o.host, so);
-    auto go = c10d::ProcessGroupGloo::Options::create(impl_->timeout);
-    go->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(o.host));
-    impl_->group = c10::make_intrusive<c10d::ProcessGroupGloo>(impl_->store, o.rank, o.world_size, go);
-  } catch (const std::exception& e) {
-    throw system_error("weight transport (gloo): rank " + std::to_string(o.rank) + " could not join " + o.host + ":" +
-                       std::to_string(o.port) + ": " + e.what());
-  }
+  auto joined = join_gloo_group(o.host, o.port, o.rank, o.world_size, o.timeout_s, who);
+  impl_->store = std::move(joined.store);
+  impl_->group = std::move(joined.group);
+  impl_->timeout = joined.timeout;
 }
 
 gloo_weight_transport::~gloo_weight_transport() = default;

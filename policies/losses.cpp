@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
+#include <sstream>
 #include <stdexcept>
 
 #include "core/error.hpp"
@@ -69,6 +71,41 @@ std::map<std::string, double> loss_metrics::finalize() const {
   return out;
 }
 
+// One line per metric: name, reduction, a, b as hex floats (names hold no tab or newline).
+std::string loss_metrics::encode() const {
+  std::string out;
+  char num[64];
+  for (const auto& [name, e] : entries_) {
+    out += name + "\t" + std::to_string(static_cast<int>(e.how));
+    for (double x : {e.a, e.b}) {
+      std::snprintf(num, sizeof num, "\t%a", x);
+      out += num;
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+loss_metrics loss_metrics::decode(const std::string& text) {
+  loss_metrics m;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto t1 = line.find('\t'), t2 = line.find('\t', t1 + 1), t3 = line.find('\t', t2 + 1);
+    if (t1 == std::string::npos || t2 == std::string::npos || t3 == std::string::npos)
+      throw std::invalid_argument("loss_metrics::decode: malformed line '" + line + "'");
+    const int how = std::stoi(line.substr(t1 + 1, t2 - t1 - 1));
+    if (how < 0 || how > static_cast<int>(reduction::max))
+      throw std::invalid_argument("loss_metrics::decode: unknown reduction in '" + line + "'");
+    entry e;
+    e.how = static_cast<reduction>(how);
+    e.a = std::strtod(line.c_str() + t2 + 1, nullptr);
+    e.b = std::strtod(line.c_str() + t3 + 1, nullptr);
+    m.entries_[line.substr(0, t1)] = e;
+  }
+  return m;
+}
+
 // ---- shared helpers --------------------------------------------------------------------------
 
 namespace {
@@ -124,6 +161,7 @@ batch_totals count_totals(const torch::Tensor& mask) {
   batch_totals t;
   t.tokens = item(mask.sum());
   t.sequences = item((mask.sum(1) > 0).sum());
+  t.rows = static_cast<double>(mask.size(0));
   return t;
 }
 

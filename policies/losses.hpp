@@ -77,6 +77,12 @@ class loss_metrics {
   // Every metric, finalized.
   std::map<std::string, double> finalize() const;
 
+  // The unfinalized sums as text that decode() reads back exactly (hex floats), so that
+  // data-parallel ranks can exchange them and merge with add() (policies/trainer.cpp).
+  std::string encode() const;
+  // Throws std::invalid_argument for text encode() did not write.
+  static loss_metrics decode(const std::string& text);
+
  private:
   struct entry {
     reduction how = reduction::sum;
@@ -98,9 +104,11 @@ struct loss_result {
 struct batch_totals {
   double tokens = 0;     // sum of mask
   double sequences = 0;  // rows with at least one valid token
+  double rows = 0;       // all rows (DPO: two per pair)
   batch_totals& operator+=(const batch_totals& o) {
     tokens += o.tokens;
     sequences += o.sequences;
+    rows += o.rows;
     return *this;
   }
 };

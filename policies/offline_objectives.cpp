@@ -133,10 +133,10 @@ std::map<std::string, double> dpo_step(trainer& t, const dpo_config& cfg, const 
   auto batch = rows_to_batch(pairs, pad_id);
   if (batch.size() % 2 != 0) throw input_error("dpo: pair rows must come in (chosen, rejected) twos");
   batch.per_token["ref_logprobs"] = t.reference_logprobs(batch);
-  const double global_pairs = static_cast<double>(batch.size() / 2);
-  auto result = t.train_step(batch, [cfg, global_pairs](causal_lm& policy, const train_batch& mb, const batch_totals&) {
+  // Pairs of the global batch (all data-parallel ranks): global.rows / 2.
+  auto result = t.train_step(batch, [cfg](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
     return pair_loss(cfg, token_logprobs(policy, mb), mb.extra("ref_logprobs"), mb.response_mask.to(torch::kFloat32),
-                     global_pairs);
+                     global.rows / 2);
   });
   return renamed(result.metrics, "dpo");
 }

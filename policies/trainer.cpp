@@ -54,6 +54,14 @@ void set_generator_state(at::Generator& g, const torch::Tensor& state) {
   g.set_state(state);
 }
 
+// The policy's parameters and buffers, in a fixed order: what makes two replicas equal.
+std::vector<torch::Tensor> module_tensors(causal_lm& m) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : m->parameters()) out.push_back(p.detach());
+  for (auto& b : m->buffers()) out.push_back(b.detach());
+  return out;
+}
+
 }  // namespace
 
 // --- config -------------------------------------------------------------------------
@@ -146,6 +154,7 @@ batch_totals global_totals(const train_batch& batch) {
   batch_totals n;
   n.tokens = resp.sum().item<double>();
   n.sequences = resp.sum(1).gt(0).sum().item<double>();
+  n.rows = static_cast<double>(batch.size());
   return n;
 }
 
@@ -228,10 +237,18 @@ causal_lm frozen_copy(causal_lm& model) {
   return copy;
 }
 
-trainer::trainer(causal_lm policy, trainer_section cfg, bool with_reference)
+trainer::trainer(causal_lm policy, trainer_section cfg, bool with_reference,
+                 std::shared_ptr<data_parallel_group> group)
     : cfg_(std::move(cfg)), policy_(std::move(policy)),
-      generator_(at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg_.seed))) {
+      generator_(at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(cfg_.seed))),
+      group_(std::move(group)) {
   cfg_.validate();
+  if (data_parallel()) {
+    // Rank 0's weights everywhere before the reference is copied from them.
+    torch::NoGradGuard no_grad;
+    auto tensors = module_tensors(policy_);
+    group_->broadcast(tensors, "initial policy weights");
+  }
   if (with_reference) reference_ = frozen_copy(policy_);
   for (auto& p : policy_->parameters())
     if (p.requires_grad()) params_.push_back(p);
@@ -249,7 +266,15 @@ void trainer::apply_optimizer_options() {
 
 train_step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
   batch.validate();
-  const auto norms = global_totals(batch);
+  auto norms = global_totals(batch);
+  if (data_parallel()) {
+    std::vector<torch::Tensor> t{torch::tensor({norms.tokens, norms.sequences, norms.rows}, torch::kFloat64)};
+    group_->all_reduce_sum(t, "loss normalizers");
+    const auto v = t[0].contiguous();
+    norms.tokens = v[0].item<double>();
+    norms.sequences = v[1].item<double>();
+    norms.rows = v[2].item<double>();
+  }
   if (norms.tokens == 0) throw input_error("train batch: no response tokens to train (response_mask is all 0)");
   const double lr = scheduled_lr(cfg_, step_);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -278,12 +303,54 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
     metrics.add(out.metrics);
   }
 
+  if (data_parallel()) {
+    // One bucketed all-reduce: every gradient (a missing one as zeros), whether each
+    // parameter had one on some rank, the NaN/inf flag, the loss sum and microbatches.
+    torch::NoGradGuard no_grad;
+    const auto P = static_cast<std::int64_t>(params_.size());
+    std::vector<double> flags_in(static_cast<std::size_t>(P + 3), 0.0);  // P had-grad flags, then three scalars
+    std::vector<torch::Tensor> sums;
+    for (std::int64_t i = 0; i < P; ++i) {
+      auto& p = params_[static_cast<std::size_t>(i)];
+      if (p.grad().defined()) {
+        flags_in[static_cast<std::size_t>(i)] = 1.0;
+      } else {
+        p.mutable_grad() = torch::zeros_like(p);
+      }
+      sums.push_back(p.grad());
+    }
+    flags_in[static_cast<std::size_t>(P)] = finite ? 0.0 : 1.0;
+    flags_in[static_cast<std::size_t>(P + 1)] = finite ? loss_sum : 0.0;
+    flags_in[static_cast<std::size_t>(P + 2)] = static_cast<double>(microbatches);
+    sums.push_back(torch::tensor(flags_in, torch::kFloat64));
+    group_->all_reduce_sum(sums, "gradients");
+    const auto flags = sums.back().contiguous();
+    const auto* f = flags.data_ptr<double>();
+    // A parameter no rank had a gradient for stays without one, as in a single process
+    // (AdamW then leaves it alone).
+    for (std::int64_t i = 0; i < P; ++i)
+      if (f[i] == 0) params_[static_cast<std::size_t>(i)].mutable_grad() = torch::Tensor();
+    finite = f[P] == 0;
+    loss_sum = f[P + 1];
+    microbatches = static_cast<std::int64_t>(f[P + 2]);
+    loss_metrics merged;
+    for (const auto& text : group_->all_gather(metrics.encode(), "loss metrics")) merged.add(loss_metrics::decode(text));
+    metrics = merged;
+  }
+
   for (const auto& [k, x] : metrics.finalize()) r.metrics["train/" + k] = x;
   if (finite) {
     std::vector<torch::Tensor> norms_per_param;
     for (auto& p : params_)
       if (p.grad().defined()) norms_per_param.push_back(p.grad().detach().norm(2).to(torch::kFloat64));
-    const double grad_norm = norms_per_param.empty() ? 0.0 : torch::stack(norms_per_param).norm(2).item<double>();
+    double grad_norm = norms_per_param.empty() ? 0.0 : torch::stack(norms_per_param).norm(2).item<double>();
+    if (data_parallel()) {
+      // The gradients are the same bytes everywhere; rank 0's norm makes the clip and
+      // skip decisions the same by construction.
+      std::vector<torch::Tensor> g{torch::tensor({grad_norm}, torch::kFloat64)};
+      group_->broadcast(g, "grad norm");
+      grad_norm = g[0].item<double>();
+    }
     if (!std::isfinite(grad_norm)) {
       finite = false;
     } else {
@@ -345,6 +412,58 @@ torch::Tensor trainer::policy_logprobs(const train_batch& batch, double temperat
 torch::Tensor trainer::reference_logprobs(const train_batch& batch, double temperature) {
   if (!reference_) throw std::logic_error("reference_logprobs: this trainer was built without a reference model");
   return logprobs_microbatched(*reference_, batch, temperature);
+}
+
+// --- data parallel ----------------------------------------------------------------------
+
+void trainer::sync_replicas() {
+  if (!data_parallel()) return;
+  torch::NoGradGuard no_grad;
+  auto tensors = module_tensors(policy_);
+  group_->broadcast(tensors, "policy weights");
+
+  // Which parameters have AdamW state on rank 0, their step counts, the counters and
+  // the generator; then the moments of those parameters.
+  auto& state = optimizer_->state();
+  const auto P = static_cast<std::int64_t>(params_.size());
+  auto has = torch::zeros({P}, torch::kInt64), steps = torch::zeros({P}, torch::kInt64);
+  for (std::int64_t i = 0; i < P; ++i) {
+    auto it = state.find(params_[static_cast<std::size_t>(i)].unsafeGetTensorImpl());
+    if (it == state.end()) continue;
+    has[i] = 1;
+    steps[i] = static_cast<torch::optim::AdamWParamState&>(*it->second).step();
+  }
+  auto counters = torch::tensor({step_, skipped_steps_, consecutive_nonfinite_}, torch::kInt64);
+  std::vector<torch::Tensor> head{has, steps, counters, generator_state(generator_)};
+  group_->broadcast(head, "trainer state");
+  const auto* h = head[0].contiguous().data_ptr<std::int64_t>();
+  const auto s = head[1].contiguous();
+  std::vector<torch::Tensor> moments;
+  for (std::int64_t i = 0; i < P; ++i) {
+    auto& p = params_[static_cast<std::size_t>(i)];
+    void* key = p.unsafeGetTensorImpl();
+    if (h[i] == 0) {
+      state.erase(key);
+      continue;
+    }
+    auto it = state.find(key);
+    if (it == state.end()) {
+      auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+      fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+      fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+      it = state.emplace(key, std::move(fresh)).first;
+    }
+    auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    st.step(s[i].item<std::int64_t>());
+    moments.push_back(st.exp_avg());
+    moments.push_back(st.exp_avg_sq());
+  }
+  group_->broadcast(moments, "optimizer state");
+  const auto c = head[2].contiguous();
+  step_ = c[0].item<std::int64_t>();
+  skipped_steps_ = c[1].item<std::int64_t>();
+  consecutive_nonfinite_ = c[2].item<std::int64_t>();
+  set_generator_state(generator_, head[3]);
 }
 
 // --- checkpoints ----------------------------------------------------------------------

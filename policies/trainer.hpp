@@ -12,6 +12,18 @@
 // A loss or gradient that is not finite skips 4 (weights and optimizer state stay as
 // they were); max_consecutive_nonfinite such steps in a row throw training_diverged.
 //
+// Data parallel (a trainer built with a data_parallel_group, policies/data_parallel.hpp):
+// each rank passes its own shard of the global batch to train_step. Then
+//   1. the normalizers are summed over the ranks before any loss sees them;
+//   3b. after the last microbatch, the gradients (a missing one counting as 0), the
+//      NaN/inf flag, the loss sum and the microbatch count are summed over the ranks in
+//      one bucketed all-reduce, so every rank holds the whole batch's gradients;
+//   4. rank 0's grad norm is broadcast, so the clip coefficient and the skip decision
+//      are the same everywhere; each rank steps its own AdamW on identical gradients.
+// The loss metrics are merged over the ranks (all-gather of their sums), so every rank
+// reports the global values. N ranks thus take the step one rank takes on the union of
+// the shards, up to the order of floating-point sums.
+//
 // The loss contract (policies/losses.hpp states and follows it): a loss divides by the GLOBAL
 // normalizer it is given, never by a count of its own microbatch, so that the sum of
 // the microbatch losses is the loss of the whole batch, whatever microbatch_size is.
@@ -33,6 +45,7 @@
 #include "core/error.hpp"
 #include "policies/algorithm_config.hpp"
 #include "policies/causal_lm.hpp"
+#include "policies/data_parallel.hpp"
 #include "policies/losses.hpp"
 
 namespace troupe {
@@ -78,7 +91,8 @@ struct train_batch {
 
 // The normalizers of the whole global batch, given to every microbatch's loss:
 // batch_totals (policies/losses.hpp) summed over response_mask: tokens = its sum,
-// sequences = rows with at least one response token.
+// sequences = rows with at least one response token, rows = all rows. (Of this batch
+// only: a data-parallel trainer sums them over its ranks.)
 batch_totals global_totals(const train_batch& batch);
 
 // loss(policy, microbatch, global) returns a loss_result (policies/losses.hpp):
@@ -142,7 +156,11 @@ class trainer {
   // resuming, build the trainer from the run's initial weights and then call
   // load_checkpoint: the reference stays the initial policy. Throws input_error for an
   // invalid section (trainer_section::validate).
-  trainer(causal_lm policy, trainer_section cfg, bool with_reference = true);
+  // With a `group` of more than one rank, the constructor is a collective: rank 0's
+  // policy weights are broadcast into every rank's policy before the reference is
+  // copied from it, so all replicas (and references) start identical.
+  trainer(causal_lm policy, trainer_section cfg, bool with_reference = true,
+          std::shared_ptr<data_parallel_group> group = nullptr);
 
   // One optimizer step over `batch` (see the top of this file). Throws input_error for
   // a malformed batch or one without response tokens, training_diverged as above.
@@ -166,6 +184,16 @@ class trainer {
   // this trainer's. Throws input_error naming the file for a missing or foreign file.
   void load_checkpoint(const std::string& dir);
 
+  // Data parallel, a collective: rank 0's policy weights and buffers, optimizer state
+  // (AdamW moments and step counts, states missing on rank 0 dropped elsewhere), step
+  // and skip counters and generator() state into every rank. After a restore: rank 0
+  // calls load_checkpoint then this; the other ranks call only this (they need not see
+  // the checkpoint). A no-op without a group.
+  void sync_replicas();
+
+  // The group (nullptr when training alone).
+  data_parallel_group* group() const { return group_.get(); }
+
   causal_lm& policy() { return policy_; }
   causal_lm* reference() { return reference_ ? &*reference_ : nullptr; }
   const trainer_section& config() const { return cfg_; }
@@ -177,6 +205,7 @@ class trainer {
  private:
   torch::Tensor logprobs_microbatched(causal_lm& model, const train_batch& batch, double temperature);
   void apply_optimizer_options();
+  bool data_parallel() const { return group_ && group_->world_size() > 1; }
 
   trainer_section cfg_;
   causal_lm policy_;
@@ -187,6 +216,7 @@ class trainer {
   std::int64_t step_ = 0;
   std::int64_t skipped_steps_ = 0;
   std::int64_t consecutive_nonfinite_ = 0;
+  std::shared_ptr<data_parallel_group> group_;
 };
 
 // A frozen copy of `model` (same config, device, dtype and weights; eval; no grads).

@@ -1,0 +1,141 @@
+// What data_parallel_test.cpp and data_parallel_rank.cpp (one rank as a process) both
+// run: a tiny model, fixed global batches, and K GRPO steps of the clipped
+// policy-gradient loss on this rank's contiguous shard of each batch.
+#pragma once
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "policies/losses.hpp"
+#include "policies/model_config.hpp"
+#include "policies/trainer.hpp"
+
+namespace troupe::testing {
+
+constexpr std::int64_t dp_vocab = 61;
+constexpr std::int64_t dp_rows = 8;  // global batch
+
+inline causal_lm dp_model(torch::Dtype dtype, std::uint64_t seed) {
+  policy_section p;
+  p.hidden_size = 32;
+  p.intermediate_size = 64;
+  p.num_hidden_layers = 2;
+  p.num_attention_heads = 4;
+  p.num_key_value_heads = 2;
+  p.max_position_embeddings = 64;
+  auto c = small_model_config(p, dp_vocab);
+  c.initializer_range = 0.2;
+  causal_lm m(c);
+  m->init_weights(seed);
+  m->to(dtype);
+  return m;
+}
+
+// The global batch of step `step`: 8 right-padded rows of different lengths, row 6
+// without a response token, advantages, and a perturbation of lp_old (so that ratios
+// are not 1 and the clip is active for some tokens).
+inline train_batch dp_global_batch(std::int64_t step) {
+  const std::vector<std::int64_t> len = {5, 16, 9, 12, 7, 16, 3, 11};
+  const std::vector<std::int64_t> prompt = {2, 4, 3, 5, 2, 6, 3, 1};
+  const std::int64_t B = dp_rows, T = 16;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<std::uint64_t>(100 + step));
+  train_batch b;
+  b.input_ids = torch::randint(0, dp_vocab, {B, T}, gen, torch::TensorOptions(torch::kInt64));
+  b.attention_mask = torch::zeros({B, T}, torch::kInt64);
+  b.response_mask = torch::zeros({B, T}, torch::kFloat32);
+  for (std::int64_t i = 0; i < B; ++i) {
+    const auto L = len[static_cast<std::size_t>((i + step) % B)], P = prompt[static_cast<std::size_t>((i + step) % B)];
+    b.attention_mask[i].narrow(0, 0, L).fill_(1);
+    if (i != 6) b.response_mask[i].narrow(0, P, L - P).fill_(1);
+    b.input_ids[i].narrow(0, L, T - L).fill_(0);
+  }
+  b.per_sequence["advantages"] = at::normal(0.0, 1.0, {B}, gen, torch::TensorOptions(torch::kFloat64));
+  b.per_token["old_noise"] = at::normal(0.0, 0.3, {B, T}, gen, torch::TensorOptions(torch::kFloat64));
+  return b;
+}
+
+// Loss modes: token (token-level), sequence (sequence-level), token_kl (token-level with
+// a k3 KL term), gspo (sequence-level ratios, sequence-level loss, KL).
+inline clipped_pg_config dp_loss_config(const std::string& mode) {
+  clipped_pg_config c;
+  c.reference_policy_kl_penalty = 0;
+  if (mode == "sequence") c.token_level_loss = false;
+  if (mode == "token_kl") c.reference_policy_kl_penalty = 0.1;
+  if (mode == "gspo") {
+    c.token_level_loss = false;
+    c.sequence_level_importance_ratios = true;
+    c.reference_policy_kl_penalty = 0.05;
+    c.eps_low = c.eps_high = 0.05;
+  }
+  return c;
+}
+
+inline trainer_section dp_trainer_config(std::int64_t microbatch) {
+  trainer_section t;
+  t.lr = 1e-2;
+  t.weight_decay = 0.01;
+  t.max_grad_norm = 0.5;
+  t.microbatch_size = microbatch;
+  return t;
+}
+
+// One GRPO step of `t` on rows [begin, end) of step `step`'s global batch.
+inline train_step_result dp_step(trainer& t, const std::string& mode, std::int64_t step, std::int64_t begin,
+                                 std::int64_t end) {
+  const auto cfg = dp_loss_config(mode);
+  auto b = dp_global_batch(step).slice(begin, end);
+  auto noise = b.per_token.at("old_noise");
+  b.per_token.erase("old_noise");
+  auto mask = b.response_mask.to(torch::kFloat64);
+  auto lp_old = t.policy_logprobs(b);
+  b.per_token["old_logprobs"] = lp_old + (noise * mask).to(lp_old.dtype());
+  if (cfg.reference_policy_kl_penalty != 0) b.per_token["ref_logprobs"] = t.reference_logprobs(b);
+  return t.train_step(b, [cfg](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+    pg_inputs in;
+    in.lp = token_logprobs(policy, mb);
+    in.lp_old = mb.extra("old_logprobs");
+    if (mb.per_token.count("ref_logprobs")) in.lp_ref = mb.extra("ref_logprobs");
+    in.advantages = mb.extra("advantages").to(in.lp.dtype());
+    in.mask = mb.response_mask.to(in.lp.dtype());
+    return clipped_pg_loss(cfg, in, global);
+  });
+}
+
+// This rank's contiguous rows of the global batch (the first shards one longer).
+inline std::pair<std::int64_t, std::int64_t> dp_shard(int rank, int world) {
+  std::int64_t begin = 0;
+  for (int k = 0; k < rank; ++k) begin += dp_rows / world + (k < dp_rows % world ? 1 : 0);
+  return {begin, begin + dp_rows / world + (rank < dp_rows % world ? 1 : 0)};
+}
+
+inline std::vector<torch::Tensor> dp_params(causal_lm& m) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : m->parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+inline void dp_write_metrics(const std::map<std::string, double>& m, const std::string& path) {
+  std::ofstream out(path);
+  char line[256];
+  for (const auto& [k, v] : m) {
+    std::snprintf(line, sizeof line, "%s %.17g\n", k.c_str(), v);
+    out << line;
+  }
+}
+
+inline std::map<std::string, double> dp_read_metrics(const std::string& path) {
+  std::map<std::string, double> m;
+  std::ifstream in(path);
+  std::string k;
+  double v;
+  while (in >> k >> v) m[k] = v;
+  return m;
+}
+
+}  // namespace troupe::testing
