@@ -152,7 +152,7 @@ TEST(rails, make_rails_adds_the_rails_files_output_rails_after_the_length_rail) 
 output:
   - {name: no_email, type: pii, kinds: [email], on_trigger: {action: penalize, weight: 2}}
 )");
-  auto rails = make_rails(g);
+  auto rails = make_rails(g).output;
   ASSERT_EQ(rails.size(), 2u);
   EXPECT_EQ(rails[0]->name(), "max_length");
   EXPECT_EQ(rails[1]->name(), "no_email");
@@ -170,7 +170,7 @@ TEST(rails, make_rails_gives_the_rails_file_its_models) {
   g.rails_file = dir.write("r.yaml", "output:\n  - {name: judge, type: self_check, prompt: 'bad? {text}'}\n");
   EXPECT_THROW(make_rails(g), input_error) << "no guard model";
   auto guard = std::make_shared<testing::fixed_guard>("yes");
-  auto rails = make_rails(g, {nullptr, guard});
+  auto rails = std::move(make_rails(g, {nullptr, guard}).output);
   ASSERT_EQ(rails.size(), 1u);
   EXPECT_EQ(rails[0]->check(rail_stage::output, "x").action, rail_action::block);
   EXPECT_EQ(guard->last_prompt, "bad? x");
