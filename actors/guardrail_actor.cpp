@@ -153,10 +153,13 @@ caf::behavior guardrail_actor(guardrail_actor_type* self, std::shared_ptr<const 
   convert_exceptions(self);
   auto& st = self->state;
   st.engine = engine;
+  // A rail that waits on a model gets a thread of its own; the others compute, and run
+  // on the scheduler's threads (a detached actor's wake-up costs more than their check).
   for (auto stage : {rail_stage::input, rail_stage::output})
     for (const auto& r : engine->file().rails(stage))
       (stage == rail_stage::input ? st.input : st.output)
-        .push_back(self->spawn<caf::detached + caf::linked>(rail_actor, engine, r.get()));
+        .push_back(r->calls_model() ? self->spawn<caf::detached + caf::linked>(rail_actor, engine, r.get())
+                                    : self->spawn<caf::linked>(rail_actor, engine, r.get()));
   return {
     [self](check_atom, rail_stage stage, std::string& text) -> caf::result<std::vector<rail_verdict>> {
       auto rp = self->make_response_promise<std::vector<rail_verdict>>();

@@ -14,9 +14,10 @@
 //       the whole result: decision log (rail, reason, note, latency), final text, refusal
 //   (counters_atom)                               -> std::vector<rail_counter>
 //
-// The rail actors are detached (a rail may wait on a guard model for its whole
-// timeout) and linked to the guardrail actor: stopping it stops them, and a rail actor
-// that dies takes it down, for its supervisor to restart. A rail that throws on one text
+// A rail actor that waits on a model (perplexity, self_check) is detached, as it may wait
+// for its whole timeout; the others run on the scheduler. All are linked to the guardrail
+// actor: stopping it stops them, and a rail actor that dies takes it down, for its
+// supervisor to restart. A rail that throws on one text
 // fails that check only, with the rail's name and the exception's text.
 #pragma once
 
