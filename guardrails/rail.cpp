@@ -51,8 +51,15 @@ std::unique_ptr<rail> make_max_length_rail(std::size_t max_chars, double penalty
 rails_file make_rails(const guardrails_section& g, const rail_services& services) {
   rails_file out;
   if (!g.rails_file.empty()) {
-    out = load_rails_file(g.rails_file, services);
-    out.input.clear();  // training judges completions: the output rails only
+    // Training judges completions: only the output rails are built. The input rails are
+    // for serving (troupe chat checks them), and may ask a model that training lacks.
+    auto root = load_config_tree(g.rails_file);
+    if (root.type == config_node::kind::mapping)
+      root.entries.erase(std::remove_if(root.entries.begin(), root.entries.end(),
+                                        [](const auto& e) { return e.first == "input"; }),
+                         root.entries.end());
+    out = build_rails_file(root, services);
+    out.source = g.rails_file;
   }
   if (g.max_output_chars > 0) {
     for (const auto& r : out.output)

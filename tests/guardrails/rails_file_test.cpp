@@ -164,6 +164,21 @@ output:
   EXPECT_THROW(make_rails(g), input_error);
 }
 
+TEST(rails, make_rails_builds_no_input_rails_so_a_files_input_model_rails_need_no_model_in_training) {
+  guardrails_section g;
+  g.rails_file = std::string(TROUPE_SOURCE_DIR) + "/examples/rails/with_models.yaml";
+  auto rails = make_rails(g);
+  EXPECT_TRUE(rails.input.empty());
+  ASSERT_EQ(rails.output.size(), 3u) << "default.yaml's output rails";
+  EXPECT_FALSE(rails_need_model(g));
+  testing::temp_dir dir;
+  g.rails_file = dir.write("r.yaml", "output:\n  - {name: judge, type: self_check, prompt: 'bad? {text}'}\n");
+  EXPECT_TRUE(rails_need_model(g));
+  g.max_output_chars = 5;
+  g.rails_file = dir.write("clash.yaml", "output:\n  - {name: max_length, type: length, max_chars: 9}\n");
+  EXPECT_THROW(rails_need_model(g), input_error) << "the name of guardrails.max_output_chars' rail is taken";
+}
+
 TEST(rails, make_rails_gives_the_rails_file_its_models) {
   testing::temp_dir dir;
   guardrails_section g;
