@@ -31,5 +31,9 @@ using save_atom = caf::atom_constant<caf::atom("save")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using sft_atom = caf::atom_constant<caf::atom("sft")>;
 using eval_atom = caf::atom_constant<caf::atom("eval")>;
+using detail_atom = caf::atom_constant<caf::atom("detail")>;
+using counters_atom = caf::atom_constant<caf::atom("counters")>;
+using logprobs_atom = caf::atom_constant<caf::atom("logprobs")>;
+using answer_atom = caf::atom_constant<caf::atom("answer")>;
 
 }  // namespace troupe

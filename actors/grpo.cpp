@@ -17,6 +17,7 @@
 #include "actors/grpo_policy.hpp"
 #include "actors/policy_setup.hpp"
 #include "actors/guardrail_actor.hpp"
+#include "actors/lm_guard_model.hpp"
 #include "actors/message_types.hpp"
 #include "actors/reward_actor.hpp"
 #include "actors/supervisor.hpp"
@@ -121,6 +122,7 @@ class grpo_run {
   std::shared_ptr<const tokenizer> tok_;
   std::unique_ptr<task_source> tasks_;
   caf::actor env_, rails_, reward_, generator_, trainer_;
+  caf::actor guard_model_;  // for rails that ask a model; none when no rail does
   std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
   std::string initial_weights_;  // a model directory the policy starts from (troupe eval)
   chat_format chat_ = chat_format::plain;  // how prompts are formatted
@@ -158,14 +160,18 @@ void grpo_run::setup() {
   // Crashed rails or reward actors come back (with an event); the episodes they were
   // judging fail and the step goes on.
   auto supervised = [this](const char* name, std::function<caf::actor(caf::actor_system&)> make) {
-    make(ctx_.sys);  // config errors surface here, as input errors, not as restarts
+    // Config errors surface here, as input errors, not as restarts; the probe then stops.
+    self_->send_exit(make(ctx_.sys), caf::exit_reason::user_shutdown);
     supervisor_spec spec;
     spec.name = name;
     spec.factory = [make](caf::event_based_actor* sup) { return make(sup->system()); };
     spec.store = ctx_.store;
     return spawn_supervisor(ctx_.sys, std::move(spec));
   };
-  rails_ = supervised("guardrails", [g = cfg_.guardrails](caf::actor_system& sys) { return spawn_guardrail_actor(sys, g); });
+  guard_model_ = spawn_training_guard_model(ctx_.sys, cfg_.guardrails, p, policy, tok_);
+  rails_ = supervised("guardrails", [g = cfg_.guardrails, m = guard_model_](caf::actor_system& sys) {
+    return spawn_guardrail_actor(sys, g, m);
+  });
   reward_ = supervised("reward", [r = cfg_.reward, f = cfg_.grpo.failure_reward](caf::actor_system& sys) {
     return spawn_reward_actor(sys, r, f);
   });
@@ -453,8 +459,10 @@ void grpo_run::log_rollouts(std::int64_t step, const std::vector<rollout>& rs) {
     if (i >= n && (!r.episode.failed || failed_logged >= n)) continue;
     if (i >= n) ++failed_logged;
     nlohmann::json comps(r.reward.components), verdicts = nlohmann::json::array();
-    for (const auto& v : r.verdicts)
+    for (const auto& v : r.verdicts) {
       verdicts.push_back({{"rail", v.rail}, {"action", to_string(v.action)}, {"penalty", v.penalty}, {"reason", v.reason}});
+      if (!v.note.empty()) verdicts.back()["note"] = v.note;  // fail-open / fail-closed of a model rail
+    }
     if (r.episode.failed) comps["error"] = r.episode.error;
     rows.push_back({step, r.t->prompt, r.transcript, r.reward.total, comps.dump(), verdicts.dump(), r.gen.weight_version});
   }
@@ -664,7 +672,7 @@ std::int64_t grpo_run::restore(const checkpoint_row& c) {
 }
 
 void grpo_run::shutdown() {
-  for (auto* a : {&env_, &rails_, &reward_, &generator_, &trainer_})
+  for (auto* a : {&env_, &rails_, &guard_model_, &reward_, &generator_, &trainer_})
     if (*a) self_->send_exit(*a, caf::exit_reason::user_shutdown);
 }
 
@@ -761,7 +769,7 @@ void validate_grpo(const experiment_config& cfg) {
   under_grpo([&] { cfg.grpo.advantages.validate(); });
   cfg.trainer.validate("trainer");
   if (cfg.weight_sync.codec == "fp8") cfg.weight_sync.fp8.validate("weight_sync.fp8");
-  make_rails(cfg.guardrails);  // a bad rails file fails here, naming file:line and the rail
+  validate_guardrails(cfg.guardrails);  // a bad rails file fails here, naming file:line and the rail
   reward_combiner{cfg.reward};  // malformed reward.weights
   small_model_config(cfg.policy, 2);  // head and size checks; the vocabulary comes later
   parse_torch_dtype(cfg.policy.dtype);

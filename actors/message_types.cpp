@@ -16,6 +16,10 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<episode_result>("troupe::episode_result");
   cfg.add_message_type<rail_stage>("troupe::rail_stage");
   cfg.add_message_type<rail_verdict>("troupe::rail_verdict");
+  cfg.add_message_type<rail_decision>("troupe::rail_decision");
+  cfg.add_message_type<rails_result>("troupe::rails_result");
+  cfg.add_message_type<rail_counter>("troupe::rail_counter");
+  cfg.add_message_type<std::vector<double>>("troupe::f64_vector");
   cfg.add_message_type<reward_request>("troupe::reward_request");
   cfg.add_message_type<reward_result>("troupe::reward_result");
   cfg.add_message_type<std::map<std::string, double>>("troupe::f64_map");

@@ -18,6 +18,7 @@
 #include "core/store.hpp"
 #include "environments/environment.hpp"
 #include "guardrails/rail.hpp"
+#include "guardrails/rails_engine.hpp"
 
 namespace troupe {
 
@@ -69,7 +70,24 @@ typename Inspector::result_type inspect(Inspector& f, episode_result& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rail_verdict& x) {
-  return f(caf::meta::type_name("troupe::rail_verdict"), x.rail, x.action, x.penalty, x.reason);
+  return f(caf::meta::type_name("troupe::rail_verdict"), x.rail, x.action, x.penalty, x.reason, x.note);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rail_decision& x) {
+  return f(caf::meta::type_name("troupe::rail_decision"), x.rail, x.type, x.action, x.reason, x.note, x.latency_ms,
+           x.stopped);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rails_result& x) {
+  return f(caf::meta::type_name("troupe::rails_result"), x.stage, x.action, x.text, x.refusal, x.verdicts, x.penalty,
+           x.log, x.latency_ms);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rail_counter& x) {
+  return f(caf::meta::type_name("troupe::rail_counter"), x.rail, x.stage, x.checks, x.triggers);
 }
 
 template <class Inspector>

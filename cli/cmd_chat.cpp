@@ -2,8 +2,8 @@
 // input rails, then the model (streamed in chunks), then output rails on each chunk
 // (guardrails/guarded_agent.hpp). Part of the torch plugin.
 #include <iostream>
-#include <mutex>
 
+#include "actors/lm_guard_model.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "guardrails/guarded_agent.hpp"
@@ -84,48 +84,6 @@ chat_args parse(const args& a) {
   return c;
 }
 
-// The chat model also backs the rails that ask a model: it scores text for the
-// perplexity (jailbreak) rail and answers the self-check prompt, greedily and briefly.
-// The rails call from their own threads (they enforce their timeouts); one mutex keeps
-// the model to one call at a time.
-class chat_model_services final : public logprob_scorer, public guard_model {
- public:
-  chat_model_services(causal_lm model, std::shared_ptr<const tokenizer> tok)
-      : model_(std::move(model)), tok_(std::move(tok)), engine_(model_, tok_.get()) {}
-
-  std::vector<double> token_logprobs(const std::string& text) override {
-    std::vector<token_id> ids;
-    if (tok_->bos_id()) ids.push_back(*tok_->bos_id());
-    for (auto id : tok_->encode(text)) ids.push_back(id);
-    if (ids.size() < 2) return {};
-    std::lock_guard<std::mutex> lock(mu_);
-    const auto lp = score_logprobs(model_, {{ids, 1}})[0];
-    return {lp.begin(), lp.end()};
-  }
-
-  std::string answer(const std::string& prompt) override {
-    generation_request req;
-    req.prompt = tok_->encode(prompt);
-    if (tok_->bos_id()) req.prompt.insert(req.prompt.begin(), *tok_->bos_id());
-    req.params.max_new_tokens = 4;
-    req.params.temperature = 0;
-    return generate(req).text;
-  }
-
-  // The chat's own generation, under the same lock: a rail call abandoned past its
-  // timeout may still be running.
-  generation_result generate(const generation_request& req) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return engine_.generate({req})[0];
-  }
-
- private:
-  causal_lm model_;
-  std::shared_ptr<const tokenizer> tok_;
-  generation_engine engine_;
-  std::mutex mu_;
-};
-
 void log_decisions(const rails_result& r, const char* stage) {
   for (const auto& d : r.log)
     if (d.action != rail_action::allow || !d.note.empty())
@@ -147,7 +105,8 @@ int cmd_chat(const args& a) {
   lo.device = parse_torch_device(c.device);
   std::shared_ptr<const tokenizer> tok = load_tokenizer_dir(c.model);
   auto model = load_pretrained(c.model, lo);
-  auto services = std::make_shared<chat_model_services>(model, tok);
+  // The chat model also backs the rails that ask a model (perplexity, self_check).
+  auto services = std::make_shared<lm_guard_model>(model, tok);
   rails_engine engine(c.rails.empty() ? rails_file{} : load_rails_file(c.rails, rail_services{services, services}));
   const auto format = find_chat_format(c.model).value_or(chat_format::plain);
   guarded_agent agent(engine);

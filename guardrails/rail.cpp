@@ -2,6 +2,12 @@
 
 #include "guardrails/rails_file.hpp"
 
+#include <algorithm>
+#include <sstream>
+#include <stdexcept>
+
+#include "core/error.hpp"
+
 namespace troupe {
 
 const char* to_string(rail_stage s) { return s == rail_stage::input ? "input" : "output"; }
@@ -20,40 +26,56 @@ const char* to_string(rail_action a) {
 
 namespace {
 
-class max_length_rail : public rail {
- public:
-  max_length_rail(std::size_t max_chars, double penalty) : max_(max_chars), penalty_(penalty) {}
-  const std::string& name() const override { return name_; }
-  rail_verdict check(rail_stage stage, const std::string& text) const override {
-    rail_verdict v;
-    v.rail = name_;
-    if (stage != rail_stage::output || text.size() <= max_) return v;
-    v.action = penalty_ > 0 ? rail_action::penalize : rail_action::block;
-    v.penalty = penalty_;
-    v.reason = std::to_string(text.size()) + " characters > " + std::to_string(max_);
-    return v;
-  }
+std::unique_ptr<configured_rail> max_length_rail(std::size_t max_chars, double penalty) {
+  std::ostringstream yaml;
+  yaml.precision(17);
+  yaml << "output:\n  - {name: max_length, type: length, max_chars: " << max_chars << ", on_trigger: ";
+  if (penalty > 0) yaml << "{action: penalize, weight: " << penalty << "}}\n";
+  else yaml << "block}\n";
+  auto file = build_rails_file(parse_config_text(yaml.str(), "guardrails.max_output_chars"));
+  return std::move(file.output.front());
+}
 
- private:
-  std::string name_ = "max_length";
-  std::size_t max_;
-  double penalty_;
+// The model that rails are built against when only their config is checked.
+struct never_asked final : logprob_scorer, guard_model {
+  std::vector<double> token_logprobs(const std::string&) override { throw std::logic_error("no model: config check only"); }
+  std::string answer(const std::string&) override { throw std::logic_error("no model: config check only"); }
 };
 
 }  // namespace
 
 std::unique_ptr<rail> make_max_length_rail(std::size_t max_chars, double penalty) {
-  return std::make_unique<max_length_rail>(max_chars, penalty);
+  return max_length_rail(max_chars, penalty);
 }
 
-std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g, const rail_services& services) {
-  std::vector<std::unique_ptr<rail>> out;
-  if (g.max_output_chars > 0) out.push_back(make_max_length_rail(static_cast<std::size_t>(g.max_output_chars), g.length_penalty));
+rails_file make_rails(const guardrails_section& g, const rail_services& services) {
+  rails_file out;
   if (!g.rails_file.empty()) {
-    auto file = load_rails_file(g.rails_file, services);
-    for (auto& r : file.output) out.push_back(std::move(r));
+    // Training judges completions: only the output rails are built. The input rails are
+    // for serving (troupe chat checks them), and may ask a model that training lacks.
+    auto root = load_config_tree(g.rails_file);
+    if (root.type == config_node::kind::mapping)
+      root.entries.erase(std::remove_if(root.entries.begin(), root.entries.end(),
+                                        [](const auto& e) { return e.first == "input"; }),
+                         root.entries.end());
+    out = build_rails_file(root, services);
+    out.source = g.rails_file;
+  }
+  if (g.max_output_chars > 0) {
+    for (const auto& r : out.output)
+      if (r->name() == "max_length")
+        throw input_error(g.rails_file + ": the rail name 'max_length' is taken by the length rail of "
+                          "guardrails.max_output_chars; rename the rail");
+    out.output.insert(out.output.begin(),
+                      max_length_rail(static_cast<std::size_t>(g.max_output_chars), g.length_penalty));
   }
   return out;
+}
+
+bool rails_need_model(const guardrails_section& g) {
+  auto stand_in = std::make_shared<never_asked>();
+  const auto rails = make_rails(g, {stand_in, stand_in});
+  return std::any_of(rails.output.begin(), rails.output.end(), [](const auto& r) { return r->calls_model(); });
 }
 
 }  // namespace troupe

@@ -67,7 +67,8 @@ class rail {
   }
 };
 
-// Output longer than max_chars: penalize with `penalty` (or block when penalty is 0).
+// Output longer than max_chars: penalize with `penalty` (or block when penalty is 0). A
+// rail of the `length` family named max_length (guardrails.max_output_chars).
 std::unique_ptr<rail> make_max_length_rail(std::size_t max_chars, double penalty);
 
 // The `guardrails:` section of an experiment.
@@ -79,6 +80,9 @@ struct guardrails_section {
   // grpo.failure_reward and is trained on like any other; mask: it still counts in its
   // group's advantages, but its tokens are masked out of the loss.
   std::string on_block = "failure_reward";
+  // The model that rails asking one (perplexity, self_check) ask while training: a model
+  // directory, or empty for a frozen copy of the policy as the run starts.
+  std::string model;
 
   template <class V>
   void describe(V& v) {
@@ -89,12 +93,11 @@ struct guardrails_section {
             "a rails file (docs/guardrails.md) whose output rails also judge completions; empty is none");
     v.field("on_block", on_block, "training: a blocked completion gets grpo.failure_reward (failure_reward) or is "
             "masked out of the loss (mask)", one_of{"failure_reward", "mask"});
+    v.field("model", model, "the guard model of rails that ask one (perplexity, self_check): a Hugging Face or troupe "
+            "checkpoint directory; empty is a frozen copy of the policy as the run starts");
   }
 };
 
-// The rails `g` turns on, in check order: the length rail, then the rails file's output
-// rails. Throws input_error for a bad rails file, and for one whose rails need a model
-// (a guard model or a logprob scorer) that `services` lacks.
-std::vector<std::unique_ptr<rail>> make_rails(const guardrails_section& g, const rail_services& services = {});
+// make_rails(g) (rails_file.hpp) builds the rails a guardrails section turns on.
 
 }  // namespace troupe

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <stdexcept>
 
 namespace troupe {
 
@@ -26,14 +27,10 @@ int strength(rail_action a) {
   return 0;
 }
 
-struct one_run {
-  rail_verdict verdict;
-  double latency_ms = 0;
-  bool stopped = false;
-};
+}  // namespace
 
-one_run run_rail(const configured_rail& r, rail_stage stage, const std::string& text, stop_flag& stop) {
-  one_run out;
+rail_run run_rail(const rail& r, rail_stage stage, const std::string& text, stop_flag& stop) {
+  rail_run out;
   const auto t0 = clock_type::now();
   out.verdict = r.check_or_stop(stage, text, stop);
   out.latency_ms = ms_since(t0);
@@ -42,8 +39,6 @@ one_run run_rail(const configured_rail& r, rail_stage stage, const std::string& 
   else out.stopped = stop.load();
   return out;
 }
-
-}  // namespace
 
 bool rails_result::detected() const {
   return std::any_of(verdicts.begin(), verdicts.end(), [](const rail_verdict& v) {
@@ -75,9 +70,8 @@ rails_engine::rails_engine(rails_file file, rails_engine_options options)
 rails_result rails_engine::check(rail_stage stage, const std::string& text) const {
   const auto t0 = clock_type::now();
   const auto& rails = file_.rails(stage);
-  counts* cnt = stage == rail_stage::input ? input_counts_.get() : output_counts_.get();
   stop_flag stop{false};
-  std::vector<one_run> runs(rails.size());
+  std::vector<rail_run> runs(rails.size());
   using mode = rails_engine_options::concurrency;
   const bool concurrent =
     rails.size() > 1 && (options_.mode == mode::always ||
@@ -85,7 +79,7 @@ rails_result rails_engine::check(rail_stage stage, const std::string& text) cons
                           (text.size() >= options_.concurrent_from_bytes ||
                            std::any_of(rails.begin(), rails.end(), [](const auto& r) { return r->calls_model(); }))));
   if (concurrent) {
-    std::vector<std::future<one_run>> pending;
+    std::vector<std::future<rail_run>> pending;
     for (std::size_t i = 1; i < rails.size(); ++i)
       pending.push_back(std::async(std::launch::async, run_rail, std::cref(*rails[i]), stage, std::cref(text),
                                    std::ref(stop)));
@@ -100,7 +94,17 @@ rails_result rails_engine::check(rail_stage stage, const std::string& text) cons
       runs[i] = run_rail(*rails[i], stage, text, stop);
     }
   }
+  auto res = combine(stage, text, std::move(runs));
+  res.latency_ms = ms_since(t0);
+  return res;
+}
 
+rails_result rails_engine::combine(rail_stage stage, const std::string& text, std::vector<rail_run> runs) const {
+  const auto& rails = file_.rails(stage);
+  counts* cnt = stage == rail_stage::input ? input_counts_.get() : output_counts_.get();
+  if (runs.size() != rails.size())
+    throw std::logic_error("rails_engine::combine: " + std::to_string(runs.size()) + " runs for " +
+                           std::to_string(rails.size()) + " rails");
   rails_result res;
   res.stage = stage;
   std::vector<text_span> spans;
@@ -132,7 +136,6 @@ rails_result rails_engine::check(rail_stage stage, const std::string& text) cons
     res.verdicts.push_back(std::move(v));
   }
   res.text = res.blocked() || spans.empty() ? text : apply_spans(text, std::move(spans));
-  res.latency_ms = ms_since(t0);
   return res;
 }
 

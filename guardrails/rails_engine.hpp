@@ -24,6 +24,11 @@
 //
 // Thread safety: check() may be called from several threads at once; the rails are
 // immutable and the counters are atomic.
+//
+// check() is the synchronous façade (`troupe rails eval/check`, `troupe chat`). The
+// guardrail actor (actors/guardrail_actor.hpp) runs the same rails another way, each
+// rail as an actor of its own, and builds its result with the same pieces: run_rail()
+// for one rail's run, combine() for the log, counters and the one-pass masking.
 #pragma once
 
 #include <atomic>
@@ -72,6 +77,18 @@ struct rail_counter {
   double trigger_rate() const { return checks == 0 ? 0.0 : static_cast<double>(triggers) / static_cast<double>(checks); }
 };
 
+// One rail's run in one check: its verdict and its own time. `stopped`: cut short (or
+// not waited for) because another rail blocked; the verdict is then dropped.
+struct rail_run {
+  rail_verdict verdict;
+  double latency_ms = 0;
+  bool stopped = false;
+};
+
+// Runs `r` on `text` and times it. A block raises `stop`; a rail that finishes after the
+// flag was raised (by another rail) counts as stopped.
+rail_run run_rail(const rail& r, rail_stage stage, const std::string& text, stop_flag& stop);
+
 struct rails_engine_options {
   // never: one rail after another on the caller's thread (still stops after a block).
   enum class concurrency { automatic, always, never };
@@ -89,6 +106,13 @@ class rails_engine {
 
   std::vector<rail_counter> counters() const;
   const rails_file& file() const { return file_; }
+
+  // For callers that run the rails themselves: the result of one check of `stage` on
+  // `text` from its runs (one per rail of the stage, in file order), exactly as check()
+  // builds it: the decision log, the counters (stopped runs are not counted), the
+  // strongest action, the refusal, the penalty, and mask / rewrite applied in one pass.
+  // latency_ms is left 0 for the caller to set.
+  rails_result combine(rail_stage stage, const std::string& text, std::vector<rail_run> runs) const;
 
  private:
   struct counts {

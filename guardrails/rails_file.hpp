@@ -53,6 +53,17 @@ rails_file load_rails_file(const std::string& path, const rail_services& service
 rails_file build_rails_file(const config_node& root, const rail_services& services = {},
                             const rails_load_options& options = {});
 
+// The rails a training run's `guardrails:` section turns on, as the output rails of a
+// rails file, in check order: the length rail `max_length` (max_output_chars), then the
+// output rails of g.rails_file. Throws input_error for a bad rails file, for one whose
+// rails need a model that `services` lacks, and for a rail named max_length beside the
+// length rail.
+rails_file make_rails(const guardrails_section& g, const rail_services& services = {});
+
+// Whether the rails of `g` (make_rails) ask a model. Builds them against a stand-in model
+// that is never asked, so it checks the whole section: throws input_error as make_rails.
+bool rails_need_model(const guardrails_section& g);
+
 // The families' `type:` names, for docs and suggestions.
 std::vector<std::string> rail_types();
 

@@ -460,6 +460,78 @@ TEST(cli, grpo_with_a_rails_file_penalizes_its_triggers_and_reports_each_rails_t
   EXPECT_FALSE(fs::exists(dir / "runs/bad")) << "refused before the run directory exists";
 }
 
+// Rails that ask a model, in training: a guard-model actor holding a frozen copy of the
+// policy scores completions for the perplexity rail and answers the self-check prompt.
+// The self-check's prompt is long on purpose (about 2000 tokens of prefill for a 1 ms
+// timeout), so that its calls time out and the rail fails closed as configured; the
+// char-level policy cannot spell yes or no, so an answer in time fails closed too.
+TEST(cli, grpo_backs_model_rails_with_a_guard_model_and_applies_their_timeouts) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  const std::string small = " sft.steps=0 grpo.steps=2 grpo.prompts_per_step=4 grpo.group_size=4 grpo.eval_prompts=4 "
+                            "grpo.rollouts_logged=16 system.progress=off";
+  const std::string padding(2000, '0');
+  std::ofstream(dir / "models.yaml") << "output:\n"
+                                     << "  - {name: ppl, type: perplexity, checks: [length_per_perplexity],\n"
+                                     << "     length_per_perplexity_threshold: 0.5, timeout_ms: 60000,\n"
+                                     << "     on_trigger: {action: penalize, weight: 0.1}}\n"
+                                     << "  - {name: judge, type: self_check, prompt: '{text}=" << padding << "',\n"
+                                     << "     timeout_ms: 1, on_failure: fail_closed, on_trigger: {action: penalize, weight: 0.1}}\n";
+  auto r = troupe(dir, "run '" + example + "' guardrails.rails_file=models.yaml policy.max_position_embeddings=2100 "
+                       "run.name=closed" + small);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto store = run_store::open(dir / "runs/closed/store.sqlite", store_mode::read_only);
+  const auto ppl = store.metrics("rails/ppl/trigger_rate");
+  ASSERT_EQ(ppl.size(), 2u);
+  for (const auto& m : ppl) EXPECT_TRUE(m.value >= 0 && m.value <= 1) << m.value;
+  const auto judge = store.metrics("rails/judge/trigger_rate");
+  ASSERT_EQ(judge.size(), 2u);
+  for (const auto& m : judge) EXPECT_EQ(m.value, 1.0) << "fail-closed: every completion triggers";
+  int judged = 0, timed_out = 0, scored = 0;
+  for (const auto& ro : store.rollouts(100)) {
+    for (const auto& v : nlohmann::json::parse(ro.verdicts_json)) {
+      const std::string reason = v["reason"];
+      if (v["rail"] == "judge") {
+        ++judged;
+        EXPECT_EQ(v["action"], "penalize");
+        EXPECT_NE(reason.find(": fail-closed (triggered)"), std::string::npos) << reason;
+        timed_out += reason == "guard model timed out after 1 ms: fail-closed (triggered)";
+      } else if (v["rail"] == "ppl") {
+        ++scored;
+        if (v["action"] == "penalize") {
+          EXPECT_EQ(reason.rfind("length/perplexity ", 0), 0u) << reason;
+        }
+      }
+    }
+    EXPECT_NE(ro.rewards_json.find("rail/judge"), std::string::npos) << ro.rewards_json;
+  }
+  EXPECT_EQ(judged, 32);
+  EXPECT_EQ(scored, 32) << "no rail blocks, so every rail judged every completion";
+  EXPECT_GT(timed_out, judged / 2) << "a 2000-token prefill takes far longer than 1 ms";
+
+  // fail_open with a timeout the model meets: the char-level model never answers yes or
+  // no, so the rail allows every completion and the verdict says why. The guard model is
+  // now a troupe checkpoint (guardrails.model), read with the run's char tokenizer.
+  std::ofstream(dir / "open.yaml") << "output:\n  - {name: judge, type: self_check, prompt: '{text}=', timeout_ms: 60000,\n"
+                                   << "     on_failure: fail_open, on_trigger: {action: penalize, weight: 0.1}}\n";
+  auto open = troupe(dir, "run '" + example + "' guardrails.rails_file=open.yaml run.name=open "
+                          "guardrails.model=runs/closed/checkpoints/step_000000" + small);
+  ASSERT_EQ(open.code, 0) << open.out << open.err;
+  auto os = run_store::open(dir / "runs/open/store.sqlite", store_mode::read_only);
+  for (const auto& m : os.metrics("rails/judge/trigger_rate")) EXPECT_EQ(m.value, 0.0);
+  for (const auto& ro : os.rollouts(100))
+    for (const auto& v : nlohmann::json::parse(ro.verdicts_json))
+      if (v["rail"] == "judge") {
+        EXPECT_EQ(v["note"], "guard model gave no yes/no answer: fail-open (allowed)") << v.dump();
+      }
+
+  // A guard model directory that is not one is refused before the run exists.
+  auto bad = troupe(dir, "run '" + example + "' guardrails.rails_file=open.yaml guardrails.model=nowhere run.name=bad");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("guardrails.model: 'nowhere'"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(dir / "runs/bad"));
+}
+
 // A few steps against each built-in environment: single-turn countdown, and the
 // multi-turn guess_number and calculator, whose episodes span several generations.
 TEST(cli, grpo_runs_against_every_built_in_environment) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "guardrails/rail.hpp"
+#include "guardrails/rails_file.hpp"
 
 namespace troupe {
 namespace {
@@ -18,9 +19,9 @@ TEST(max_length_rail, penalizes_output_over_the_limit_and_ignores_input) {
 
 TEST(rails, are_made_from_the_guardrails_section) {
   guardrails_section g;
-  EXPECT_TRUE(make_rails(g).empty());
+  EXPECT_TRUE(make_rails(g).output.empty());
   g.max_output_chars = 10;
-  auto rails = make_rails(g);
+  auto rails = std::move(make_rails(g).output);
   ASSERT_EQ(rails.size(), 1u);
   EXPECT_EQ(rails[0]->name(), "max_length");
 }

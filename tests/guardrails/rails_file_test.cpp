@@ -152,7 +152,7 @@ TEST(rails, make_rails_adds_the_rails_files_output_rails_after_the_length_rail) 
 output:
   - {name: no_email, type: pii, kinds: [email], on_trigger: {action: penalize, weight: 2}}
 )");
-  auto rails = make_rails(g);
+  auto rails = make_rails(g).output;
   ASSERT_EQ(rails.size(), 2u);
   EXPECT_EQ(rails[0]->name(), "max_length");
   EXPECT_EQ(rails[1]->name(), "no_email");
@@ -164,13 +164,28 @@ output:
   EXPECT_THROW(make_rails(g), input_error);
 }
 
+TEST(rails, make_rails_builds_no_input_rails_so_a_files_input_model_rails_need_no_model_in_training) {
+  guardrails_section g;
+  g.rails_file = std::string(TROUPE_SOURCE_DIR) + "/examples/rails/with_models.yaml";
+  auto rails = make_rails(g);
+  EXPECT_TRUE(rails.input.empty());
+  ASSERT_EQ(rails.output.size(), 3u) << "default.yaml's output rails";
+  EXPECT_FALSE(rails_need_model(g));
+  testing::temp_dir dir;
+  g.rails_file = dir.write("r.yaml", "output:\n  - {name: judge, type: self_check, prompt: 'bad? {text}'}\n");
+  EXPECT_TRUE(rails_need_model(g));
+  g.max_output_chars = 5;
+  g.rails_file = dir.write("clash.yaml", "output:\n  - {name: max_length, type: length, max_chars: 9}\n");
+  EXPECT_THROW(rails_need_model(g), input_error) << "the name of guardrails.max_output_chars' rail is taken";
+}
+
 TEST(rails, make_rails_gives_the_rails_file_its_models) {
   testing::temp_dir dir;
   guardrails_section g;
   g.rails_file = dir.write("r.yaml", "output:\n  - {name: judge, type: self_check, prompt: 'bad? {text}'}\n");
   EXPECT_THROW(make_rails(g), input_error) << "no guard model";
   auto guard = std::make_shared<testing::fixed_guard>("yes");
-  auto rails = make_rails(g, {nullptr, guard});
+  auto rails = std::move(make_rails(g, {nullptr, guard}).output);
   ASSERT_EQ(rails.size(), 1u);
   EXPECT_EQ(rails[0]->check(rail_stage::output, "x").action, rail_action::block);
   EXPECT_EQ(guard->last_prompt, "bad? x");
