@@ -15,8 +15,35 @@ void data_parallel_options::validate(const std::string& path) const {
   if (bucket_bytes < 1) throw input_error(key("bucket_bytes") + " must be at least 1");
 }
 
+namespace {
+
+// [begin, end) of each rank's rows: contiguous, the first rows % world one row longer.
+std::vector<std::pair<std::size_t, std::size_t>> shard_ranges(std::size_t rows, int world_size, const char* what) {
+  if (world_size < 1) throw input_error(std::string(what) + ": world_size must be at least 1");
+  const auto world = static_cast<std::size_t>(world_size);
+  if (rows < world)
+    throw input_error(std::string(what) + ": " + std::to_string(rows) + " rows cannot be split over " +
+                      std::to_string(world) +
+                      " data-parallel trainer ranks (each needs at least one): raise the batch size or lower the ranks");
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  std::size_t begin = 0;
+  for (std::size_t k = 0; k < world; ++k) {
+    const std::size_t end = begin + rows / world + (k < rows % world ? 1 : 0);
+    out.emplace_back(begin, end);
+    begin = end;
+  }
+  return out;
+}
+
+template <class V>
+void cut(const V& v, std::pair<std::size_t, std::size_t> range, V& out) {
+  if (!v.empty())
+    out.assign(v.begin() + static_cast<std::ptrdiff_t>(range.first), v.begin() + static_cast<std::ptrdiff_t>(range.second));
+}
+
+}  // namespace
+
 std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int world_size) {
-  if (world_size < 1) throw input_error("shard_rollout_batch: world_size must be at least 1");
   const std::size_t rows = batch.prompts.size();
   auto check = [&](std::size_t n, const char* name, bool may_be_empty) {
     if (n != rows && !(may_be_empty && n == 0))
@@ -28,25 +55,30 @@ std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int w
   check(batch.advantages.size(), "advantages", false);
   check(batch.versions.size(), "versions", true);
   check(batch.completion_masks.size(), "completion_masks", true);
-  const auto world = static_cast<std::size_t>(world_size);
-  if (rows < world)
-    throw input_error("rollout batch: " + std::to_string(rows) + " rows cannot be split over " + std::to_string(world) +
-                      " data-parallel trainer ranks (each needs at least one): raise the batch size or lower the ranks");
-  std::vector<rollout_batch> shards(world);
-  std::size_t begin = 0;
-  for (std::size_t k = 0; k < world; ++k) {
-    const std::size_t end = begin + rows / world + (k < rows % world ? 1 : 0);
-    auto cut = [&](const auto& v, auto& out) {
-      if (!v.empty()) out.assign(v.begin() + static_cast<std::ptrdiff_t>(begin), v.begin() + static_cast<std::ptrdiff_t>(end));
-    };
-    auto& s = shards[k];
-    cut(batch.prompts, s.prompts);
-    cut(batch.completions, s.completions);
-    cut(batch.gen_logprobs, s.gen_logprobs);
-    cut(batch.advantages, s.advantages);
-    cut(batch.versions, s.versions);
-    cut(batch.completion_masks, s.completion_masks);
-    begin = end;
+  std::vector<rollout_batch> shards;
+  for (const auto& r : shard_ranges(rows, world_size, "rollout batch")) {
+    rollout_batch s;
+    cut(batch.prompts, r, s.prompts);
+    cut(batch.completions, r, s.completions);
+    cut(batch.gen_logprobs, r, s.gen_logprobs);
+    cut(batch.advantages, r, s.advantages);
+    cut(batch.versions, r, s.versions);
+    cut(batch.completion_masks, r, s.completion_masks);
+    shards.push_back(std::move(s));
+  }
+  return shards;
+}
+
+std::vector<sft_batch> shard_sft_batch(const sft_batch& batch, int world_size) {
+  if (batch.targets.size() != batch.prompts.size())
+    throw input_error("sft batch: " + std::to_string(batch.targets.size()) + " targets for " +
+                      std::to_string(batch.prompts.size()) + " prompts");
+  std::vector<sft_batch> shards;
+  for (const auto& r : shard_ranges(batch.prompts.size(), world_size, "sft batch")) {
+    sft_batch s;
+    cut(batch.prompts, r, s.prompts);
+    cut(batch.targets, r, s.targets);
+    shards.push_back(std::move(s));
   }
   return shards;
 }

@@ -60,6 +60,8 @@ struct data_parallel_options {
 // rows than ranks (a rank cannot train on nothing) or its per-row fields disagree in
 // length (empty versions / completion_masks stay empty in every shard).
 std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int world_size);
+// The same for the SFT warm start's batches.
+std::vector<sft_batch> shard_sft_batch(const sft_batch& batch, int world_size);
 
 // What spawn_trainer_rank reads: the experiment config as YAML text (as `troupe run`
 // resolved it, e.g. the run directory's config.yaml) and the rank's options, as a JSON

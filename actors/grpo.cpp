@@ -9,20 +9,26 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "actors/actor_pool.hpp"
 #include "actors/atoms.hpp"
+#include "actors/cluster.hpp"
+#include "actors/data_parallel.hpp"
 #include "actors/env_host.hpp"
 #include "actors/errors.hpp"
 #include "actors/experiment.hpp"
 #include "actors/generator_actor.hpp"
+#include "actors/generator_pool.hpp"
 #include "actors/grpo_policy.hpp"
 #include "actors/policy_setup.hpp"
 #include "actors/guardrail_actor.hpp"
 #include "actors/lm_guard_model.hpp"
 #include "actors/message_types.hpp"
+#include "actors/remote_kinds.hpp"
 #include "actors/reward_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/trainer_actor_spawn.hpp"
 #include "core/hash.hpp"
+#include "core/net.hpp"
 #include "core/progress.hpp"
 #include "core/stop.hpp"
 #include "environments/task_source.hpp"
@@ -73,6 +79,19 @@ class grpo_run {
 
  private:
   void setup();
+  void join_cluster();
+  caf::actor place_env_hosts(const env_host_options& local);
+  caf::actor place_generators(causal_lm local_copy);
+  void place_trainer_ranks(trainer_actor_options& rank0);
+  // Every trainer rank gets the message (each its shard of a batch); rank 0's answer.
+  template <class T, class Batch, class Atom>
+  T train_all(Atom atom, Batch batch, std::vector<Batch> (*shard)(const Batch&, int));
+  template <class T, class... Ts>
+  T ask_all(Ts... xs);
+  template <class T, class F>
+  T ask_ranks(F&& ask_rank0);
+  template <class T>
+  void collect_ranks(std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>>& others);
   void sft_stage();
   std::map<std::string, double> grpo_step(std::int64_t step);
   void evaluate(std::int64_t step);
@@ -122,6 +141,10 @@ class grpo_run {
   std::shared_ptr<const tokenizer> tok_;
   std::unique_ptr<task_source> tasks_;
   caf::actor env_, rails_, reward_, generator_, trainer_;
+  // Scale-out (cluster.workers): the head's side of the cluster, and the trainer ranks
+  // beyond rank 0 (trainer_) with the worker each runs on.
+  std::unique_ptr<cluster_head> head_;
+  std::vector<std::pair<caf::actor, std::string>> ranks_;
   caf::actor guard_model_;  // for rails that ask a model; none when no rail does
   std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
   std::string initial_weights_;  // a model directory the policy starts from (troupe eval)
@@ -156,7 +179,8 @@ void grpo_run::setup() {
   eo.episode_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.env.episode_timeout_s * 1000));
   eo.step_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(cfg_.env.step_timeout_s * 1000));
   eo.store = ctx_.store;
-  env_ = spawn_env_host(ctx_.sys, eo);
+  if (!cfg_.cluster.workers.empty()) join_cluster();
+  env_ = place_env_hosts(eo);
   // Crashed rails or reward actors come back (with an event); the episodes they were
   // judging fail and the step goes on.
   auto supervised = [this](const char* name, std::function<caf::actor(caf::actor_system&)> make) {
@@ -176,9 +200,135 @@ void grpo_run::setup() {
     return spawn_reward_actor(sys, r, f);
   });
 
-  trainer_ = spawn_trainer_actor(ctx_.sys, policy, grpo_trainer_options(cfg_, pad_id_));
-  generator_ = spawn_generator(ctx_.sys, gen_copy, tok_, 0);
+  auto to = grpo_trainer_options(cfg_, pad_id_);
+  place_trainer_ranks(to);
+  trainer_ = spawn_trainer_actor(ctx_.sys, policy, to);
+  generator_ = place_generators(gen_copy);
   publish_weights();
+}
+
+// The head waits for every worker of cluster.workers (docs/cluster.md); their actors are
+// placed by the place_* functions below.
+void grpo_run::join_cluster() {
+  const auto& c = cfg_.cluster;
+  head_ = std::make_unique<cluster_head>(ctx_.sys, c);
+  head_->forward_events_to(ctx_.store);
+  std::vector<std::string> names;
+  std::string list;
+  for (const auto& w : c.workers) {
+    names.push_back(w.name);
+    list += (list.empty() ? "" : ", ") + w.name;
+  }
+  ctx_.out << "cluster: waiting for " << list << " (troupe worker --join " << head_->endpoint() << " --name NAME)\n";
+  head_->wait_for(names);
+  ctx_.out << "cluster: every worker joined\n";
+}
+
+// Where the head's links to workers meet: the weight links of remote generators and the
+// trainer ranks' rendezvous listen on the head's cluster address.
+namespace {
+std::string link_host(const cluster_section& c) {
+  const auto host = parse_host_port(c.listen, "cluster.listen", true).host;
+  if (host == "0.0.0.0" || host == "::")
+    throw input_error("cluster.listen: '" + c.listen + "' is a wildcard; name the address workers reach the head at " +
+                      "(weight links and the trainer ranks' rendezvous listen there too)");
+  return host;
+}
+}  // namespace
+
+// Env hosts: the local one, or those of cluster.workers behind a pool that hands a lost
+// worker's episodes to the others (actors/actor_pool.hpp).
+caf::actor grpo_run::place_env_hosts(const env_host_options& local) {
+  std::vector<pool_member> members;
+  if (head_)
+    for (const auto& w : cfg_.cluster.workers)
+      for (int i = 0; i < w.env_hosts; ++i) members.push_back({head_->spawn(w.name, "env_host", env_host_payload(cfg_.env)), w.name});
+  if (members.empty()) return spawn_env_host(ctx_.sys, local);
+  return spawn_env_pool(ctx_.sys, {std::move(members), ctx_.store});
+}
+
+// Generators: the local copy, or those of cluster.workers behind a generator pool, each
+// with its own weight link (actors/generator_pool.hpp).
+caf::actor grpo_run::place_generators(causal_lm local_copy) {
+  std::vector<generator_member> members;
+  if (head_) {
+    const auto host = link_host(cfg_.cluster);
+    for (const auto& w : cfg_.cluster.workers)
+      for (int i = 0; i < w.generators; ++i) {
+        weight_link link;
+        link.host = host;
+        link.port = free_tcp_port(host);
+        link.timeout_s = cfg_.cluster.spawn_timeout_s;
+        members.push_back({{head_->spawn(w.name, "generator", remote_generator_payload(cfg_, link)), w.name}, link});
+      }
+  }
+  if (members.empty()) return spawn_generator(ctx_.sys, local_copy, tok_, 0);
+  return spawn_generator_pool(ctx_.sys, {std::move(members), ctx_.store});
+}
+
+// Data-parallel trainer ranks (docs/data-parallel.md): rank 0 is this process's trainer,
+// ranks 1.. run on the workers that cluster.workers gives trainer_ranks. They meet when
+// the first trainer message arrives.
+void grpo_run::place_trainer_ranks(trainer_actor_options& rank0) {
+  if (!head_) return;
+  int world = 1;
+  for (const auto& w : cfg_.cluster.workers) world += w.trainer_ranks;
+  if (world == 1) return;
+  data_parallel_options dp;
+  dp.world_size = world;
+  dp.host = link_host(cfg_.cluster);
+  dp.port = free_tcp_port(dp.host);
+  rank0.data_parallel = dp;
+  const auto config_text = write_config(cfg_);
+  for (const auto& w : cfg_.cluster.workers)
+    for (int i = 0; i < w.trainer_ranks; ++i) {
+      auto o = dp;
+      o.rank = static_cast<int>(ranks_.size()) + 1;
+      ranks_.emplace_back(head_->spawn(w.name, "trainer_rank", trainer_rank_payload_text(config_text, o)), w.name);
+    }
+}
+
+template <class T, class Batch, class Atom>
+T grpo_run::train_all(Atom atom, Batch batch, std::vector<Batch> (*shard)(const Batch&, int)) {
+  if (ranks_.empty()) return ask<T>(trainer_, atom, std::move(batch));
+  auto shards = shard(batch, static_cast<int>(ranks_.size()) + 1);
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> others;
+  for (std::size_t k = 0; k < ranks_.size(); ++k) others.push_back(self_->request(ranks_[k].first, long_wait, atom, shards[k + 1]));
+  auto out = ask_ranks<T>([&] { return ask<T>(trainer_, atom, std::move(shards[0])); });
+  collect_ranks<T>(others);
+  return out;
+}
+
+// Rank 0's answer; a failure there (a collective that lost a rank) stops the run with
+// what to do next.
+template <class T, class F>
+T grpo_run::ask_ranks(F&& ask_rank0) {
+  try {
+    return ask_rank0();
+  } catch (const system_error& e) {
+    throw system_error(std::string("data-parallel training failed: ") + e.what() + "; the run stops at its last checkpoint" +
+                       (last_checkpoint_ >= 0 ? " (GRPO step " + std::to_string(last_checkpoint_) + ")" : std::string()) +
+                       ": troupe run --resume " + ctx_.run_path + " continues once every worker of cluster.workers has joined again");
+  }
+}
+
+template <class T>
+void grpo_run::collect_ranks(std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>>& others) {
+  for (std::size_t k = 0; k < others.size(); ++k) {
+    caf::error err;
+    others[k].receive([](T&) {}, [&](caf::error& e) { err = std::move(e); });
+    if (err)
+      throw system_error("trainer rank " + std::to_string(k + 1) + " (worker " + ranks_[k].second + "): " + render(err));
+  }
+}
+
+template <class T, class... Ts>
+T grpo_run::ask_all(Ts... xs) {
+  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> others;
+  for (const auto& r : ranks_) others.push_back(self_->request(r.first, long_wait, xs...));
+  auto out = ask_ranks<T>([&] { return ask<T>(trainer_, xs...); });
+  collect_ranks<T>(others);
+  return out;
 }
 
 // The task's prompt as one user turn in the policy's chat format; plain text (the
@@ -488,7 +638,7 @@ void grpo_run::sft_stage() {
       b.prompts.push_back(encode_prompt(obs[i].text));
       b.targets.push_back(tok_->encode(answer->second + (obs[i].stop_strings.empty() ? "" : obs[i].stop_strings.front())));
     }
-    auto m = ask<std::map<std::string, double>>(trainer_, sft_atom::value, std::move(b));
+    auto m = train_all<std::map<std::string, double>>(sft_atom::value, std::move(b), &shard_sft_batch);
     log(step, m);
     bar.update(step + 1, {{"loss", m["sft/loss"]}});
   }
@@ -600,7 +750,7 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   // Every completion masked (all blocked): nothing to learn from, no update.
   auto m = masked == static_cast<double>(rs.size())
              ? std::map<std::string, double>{{"train/skipped", 1.0}}
-             : ask<std::map<std::string, double>>(trainer_, train_atom::value, std::move(batch));
+             : train_all<std::map<std::string, double>>(train_atom::value, std::move(batch), &shard_rollout_batch);
   const double train_s = seconds_since(t);
   t = clock_type::now();
   publish_weights();
@@ -650,7 +800,7 @@ void grpo_run::checkpoint(std::int64_t step) {
   const auto rel = std::string("checkpoints/") + name;
   const auto dir = (std::filesystem::path(ctx_.run_path) / rel).string();
   std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
-  ask<bool>(trainer_, save_atom::value, dir);
+  ask_all<bool>(save_atom::value, dir);
   ask<bool>(ctx_.store, ckpt_atom::value, checkpoint_row{step, rel, wall_clock_now()});
   last_checkpoint_ = step;
 }
@@ -663,7 +813,7 @@ std::int64_t grpo_run::restore(const checkpoint_row& c) {
   const auto run = std::filesystem::path(ctx_.run_path);
   const std::string reference =
     cfg_.grpo.loss.reference_policy_kl_penalty != 0 ? (run / "checkpoints" / "step_000000").string() : std::string();
-  const auto step = ask<std::int64_t>(trainer_, load_atom::value, reference, (run / c.path).string());
+  const auto step = ask_all<std::int64_t>(load_atom::value, reference, (run / c.path).string());
   if (step != c.step)
     throw system_error("resume: checkpoint " + c.path + " holds GRPO step " + std::to_string(step) +
                        ", the store says " + std::to_string(c.step));
@@ -674,6 +824,8 @@ std::int64_t grpo_run::restore(const checkpoint_row& c) {
 void grpo_run::shutdown() {
   for (auto* a : {&env_, &rails_, &guard_model_, &reward_, &generator_, &trainer_})
     if (*a) self_->send_exit(*a, caf::exit_reason::user_shutdown);
+  for (auto& r : ranks_) self_->send_exit(r.first, caf::exit_reason::user_shutdown);
+  head_.reset();  // tells the workers the run is over; they stop their actors
 }
 
 experiment_outcome grpo_run::run() {
