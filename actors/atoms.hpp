@@ -31,5 +31,9 @@ using save_atom = caf::atom_constant<caf::atom("save")>;
 using load_atom = caf::atom_constant<caf::atom("load")>;
 using sft_atom = caf::atom_constant<caf::atom("sft")>;
 using eval_atom = caf::atom_constant<caf::atom("eval")>;
+// The cluster (actors/cluster.hpp): a worker joins, the head spawns on it, the run ends.
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using spawn_atom = caf::atom_constant<caf::atom("spawn")>;
+using end_atom = caf::atom_constant<caf::atom("end")>;
 
 }  // namespace troupe
