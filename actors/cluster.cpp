@@ -310,7 +310,10 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
   const auto where = parse_host_port(cfg_.listen, "cluster.listen", true);
   if (!sys_.has_middleman())
     throw system_error("cluster: the actor system has no middleman (configure it with configure_actor_system)");
-  if (cfg_.tls.enabled()) install_tls(sys_, cfg_.tls);
+  if (cfg_.tls.enabled()) {
+    check_tls_files(cfg_.tls, "cluster.tls");
+    install_tls(sys_, cfg_.tls);
+  }
   registry_ = sys_.spawn(registry, st_);
   // "0.0.0.0" and "::" bind every interface; CAF takes nullptr for that.
   const char* host = where.host == "0.0.0.0" || where.host == "::" ? nullptr : where.host.c_str();

@@ -1,6 +1,5 @@
 #include "actors/cluster_config.hpp"
 
-#include "actors/cluster_tls.hpp"
 #include "core/error.hpp"
 
 namespace troupe {
@@ -44,7 +43,12 @@ void validate(const cluster_section& c) {
     if (auto bad = check_worker_name(c.workers[i].name))
       throw input_error("cluster.workers[" + std::to_string(i) + "].name: " + *bad);
   if (c.tls.enabled()) {
-    check_tls_files(c.tls, "cluster.tls");
+    for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"certificate", &c.tls.certificate},
+                                     {"key", &c.tls.key},
+                                     {"cafile", &c.tls.cafile}})
+      if (value->empty())
+        throw input_error(std::string("cluster.tls.") + key +
+                          ": empty; TLS needs certificate, key and cafile (`troupe cluster certs DIR` makes them)");
   } else if (!is_loopback_host(where.host)) {
     throw input_error("cluster.listen: '" + c.listen +
                       "' is not a loopback address, and workers on other hosts must be authenticated: set "

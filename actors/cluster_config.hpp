@@ -99,9 +99,10 @@ host_port parse_host_port(const std::string& text, const std::string& key, bool 
 // localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine.
 bool is_loopback_host(const std::string& host);
 
-// The checks that need more than one field: cluster.listen parses, a non-loopback
-// listen address has TLS, and TLS names all three files. Throws input_error naming the
-// key (cluster.listen, cluster.tls.key, ...).
+// The checks that need more than one field: cluster.listen parses, every worker has a
+// name, a non-loopback listen address has TLS, and TLS names all three files. Throws
+// input_error naming the key (cluster.listen, cluster.tls.key, ...). The files
+// themselves are checked when the head starts (check_tls_files, cluster_tls.hpp).
 void validate(const cluster_section& c);
 
 }  // namespace troupe

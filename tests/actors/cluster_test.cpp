@@ -491,8 +491,19 @@ TEST(cluster_config, bad_placements_name_the_key) {
   EXPECT_NE(config_error("cluster:\n  listen: nowhere\n").find("cluster.listen: 'nowhere' is not HOST:PORT"),
             std::string::npos);
   EXPECT_NE(config_error("cluster:\n  listen: 0.0.0.0:7420\n").find("is not a loopback address"), std::string::npos);
-  EXPECT_NE(config_error("cluster:\n  tls: {certificate: /nonexistent.crt}\n").find("cluster.tls.certificate: cannot read"),
+  EXPECT_NE(config_error("cluster:\n  tls: {certificate: /nonexistent.crt}\n").find("cluster.tls.key: empty"),
             std::string::npos);
+  // The files are read when the head starts.
+  node h;
+  auto c = loopback();
+  c.tls = {"/nonexistent.crt", "/nonexistent.key", "/nonexistent-ca.crt", ""};
+  try {
+    cluster_head head(*h.sys, c);
+    ADD_FAILURE() << "a head with missing TLS files";
+  } catch (const input_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cluster.tls.certificate: cannot read '/nonexistent.crt'"), std::string::npos)
+      << e.what();
+  }
   EXPECT_EQ(config_error("cluster:\n  listen: \"[::1]:0\"\n"), "");
 }
 
