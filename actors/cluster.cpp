@@ -461,7 +461,11 @@ int run_worker(caf::actor_system& sys, const worker_options& opts) {
       head = std::move(*r);
       break;
     }
-    const std::string why = sys.render(r.error());
+    std::string why = sys.render(r.error());
+    // With TLS 1.3 a client learns that the head refused its certificate only as a
+    // connection closed in CAF's handshake.
+    if (opts.tls.enabled() && why.find("disconnect_during_handshake") != std::string::npos)
+      why += "; did the head refuse this node's certificate? --cert must be signed by the head's CA";
     if (stop_requested()) return 130;
     if (clock::now() >= deadline)
       throw system_error("worker '" + opts.name + "': cannot reach the head at " + head_at + " within " +

@@ -2,6 +2,7 @@
 // this process (a second actor system), some real `troupe worker` processes.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "actors/atoms.hpp"
@@ -128,7 +130,9 @@ std::string spawn_error(cluster_head& head, const std::string& worker, const std
 
 // A real `troupe worker` process.
 struct worker_process {
-  worker_process(std::uint16_t port, const std::string& name, std::vector<std::string> extra = {}) {
+  // `stderr_file`: where the process's stderr goes (empty: this process's).
+  worker_process(std::uint16_t port, const std::string& name, std::vector<std::string> extra = {},
+                 const std::string& stderr_file = "") {
     std::vector<std::string> args = {TROUPE_BINARY, "worker", "--join", "127.0.0.1:" + std::to_string(port),
                                      "--name", name, "--timeout", "20", "--threads", "2"};
     args.insert(args.end(), extra.begin(), extra.end());
@@ -136,7 +140,12 @@ struct worker_process {
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     // posix_spawn, not fork: this process already runs actor systems.
-    EXPECT_EQ(::posix_spawn(&pid, TROUPE_BINARY, nullptr, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (!stderr_file.empty())
+      posix_spawn_file_actions_addopen(&actions, 2, stderr_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    EXPECT_EQ(::posix_spawn(&pid, TROUPE_BINARY, &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
   }
   ~worker_process() {
     if (pid > 0) {
@@ -409,6 +418,36 @@ TEST(cluster_tls, a_worker_with_a_certificate_from_another_ca_is_refused_and_the
   EXPECT_NE(err.find("troupe cluster: " + line), std::string::npos) << err;
   EXPECT_NE(line.find("failed verification"), std::string::npos) << line;
   EXPECT_TRUE(head.workers().empty());
+}
+
+TEST(cluster_tls, a_troupe_worker_process_that_trusts_another_ca_refuses_the_head_and_both_sides_log_it) {
+  testing::temp_dir dir;
+  const std::string certs = dir / "certs", other = dir / "other";
+  write_cluster_certs(certs, {"head"});
+  write_cluster_certs(other, {"intruder"});
+  auto c = loopback();
+  c.tls = {certs + "/head.crt", certs + "/head.key", certs + "/ca.crt", ""};
+  rig r(c);
+  latch refused;
+  r.head->on_peer_refused([&](const std::string& line) { refused.set(line); });
+  worker_process intruder(r.head->port(), "intruder",
+                          {"--cert", other + "/intruder.crt", "--key", other + "/intruder.key", "--ca",
+                           other + "/ca.crt", "--timeout", "2"},
+                          dir / "worker.err");
+  EXPECT_EQ(intruder.wait(), 1) << "it cannot reach the head";
+  const std::string line = refused.get(10s);
+  EXPECT_NE(line.find("refused a connection from 127.0.0.1:"), std::string::npos) << line;
+  EXPECT_NE(line.find("unknown ca"), std::string::npos) << line;
+  std::stringstream err;
+  err << std::ifstream(dir / "worker.err").rdbuf();
+  // The worker's line comes from the OpenSSL wrappers of the cluster library, which
+  // the troupe binary loaded on demand.
+  EXPECT_NE(err.str().find("troupe cluster: TLS connection to 127.0.0.1:" + std::to_string(r.head->port()) +
+                           " failed: certificate (/O=troupe cluster/CN=head) failed verification"),
+            std::string::npos)
+    << err.str();
+  EXPECT_NE(err.str().find("cannot reach the head"), std::string::npos) << err.str();
+  EXPECT_TRUE(r.head->workers().empty());
 }
 
 TEST(cluster_tls, bad_tls_files_are_input_errors_naming_the_key) {
