@@ -35,5 +35,9 @@ using detail_atom = caf::atom_constant<caf::atom("detail")>;
 using counters_atom = caf::atom_constant<caf::atom("counters")>;
 using logprobs_atom = caf::atom_constant<caf::atom("logprobs")>;
 using answer_atom = caf::atom_constant<caf::atom("answer")>;
+// The cluster (actors/cluster.hpp): a worker joins, the head spawns on it, the run ends.
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using spawn_atom = caf::atom_constant<caf::atom("spawn")>;
+using end_atom = caf::atom_constant<caf::atom("end")>;
 
 }  // namespace troupe

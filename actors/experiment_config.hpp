@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "actors/cluster_config.hpp"
 #include "actors/distill_config.hpp"
 #include "actors/dpo_config.hpp"
 #include "actors/grpo_config.hpp"
@@ -37,6 +38,7 @@ struct experiment_config {
   data_section data;
   dpo_section dpo;
   distill_section distill;
+  cluster_section cluster;
 
   template <class V>
   void describe(V& v) {
@@ -56,6 +58,7 @@ struct experiment_config {
     v.field("data", data, "the dataset of the sft and dpo experiments");
     v.field("dpo", dpo, "the dpo experiment");
     v.field("distill", distill, "the on-policy distillation experiment");
+    v.field("cluster", cluster, "worker processes and hosts: where the head listens, TLS, the placement");
   }
 };
 

@@ -28,6 +28,7 @@ void register_message_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<rollout_batch>("troupe::rollout_batch");
   cfg.add_message_type<sft_batch>("troupe::sft_batch");
   cfg.add_message_type<token_rows>("troupe::token_rows");
+  cfg.add_message_type<worker_facts>("troupe::worker_facts");
   // weight_update is not registered: it is an in-process handle (actors/weight_sync.hpp)
   // that CAF passes by reference-counted pointer and never serializes.
 }

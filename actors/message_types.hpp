@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "actors/cluster.hpp"
 #include "actors/env_host.hpp"
 #include "actors/generator.hpp"
 #include "actors/offline_trainer_actor.hpp"
@@ -98,6 +99,11 @@ typename Inspector::result_type inspect(Inspector& f, reward_request& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, reward_result& x) {
   return f(caf::meta::type_name("troupe::reward_result"), x.components, x.total);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_facts& x) {
+  return f(caf::meta::type_name("troupe::worker_facts"), x.name, x.host, x.pid, x.cores, x.cuda_devices, x.protocol);
 }
 
 void register_message_types(caf::actor_system_config& cfg);

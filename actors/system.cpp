@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "actors/cluster_library.hpp"
+
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
 
@@ -14,6 +16,9 @@ std::size_t scheduler_threads(const system_section& sys) {
 
 void configure_actor_system(caf::actor_system_config& cfg, const system_section& sys) {
   cfg.set("scheduler.max-threads", scheduler_threads(sys));
+  // The middleman and caf_openssl, from the cluster library loaded on first use
+  // (actors/cluster_library.hpp): any actor system can be a cluster head or worker.
+  cluster_library().configure(cfg);
   cfg.add_error_category(errc_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            return render(caf::error{code, errc_category, ctx});

@@ -24,8 +24,9 @@ struct system_section {
   }
 };
 
-// Fills `cfg`: scheduler.max-threads from `sys`, the "troupe" error category, and every
-// troupe message type (actors/message_types.hpp).
+// Fills `cfg`: scheduler.max-threads from `sys`, the "troupe" error category, every
+// troupe message type (actors/message_types.hpp), and the middleman with caf_openssl
+// (loading libtroupe_cluster.so on first use; system_error if it cannot be found).
 void configure_actor_system(caf::actor_system_config& cfg, const system_section& sys);
 
 // The thread count configure_actor_system() gives the scheduler for `sys`.

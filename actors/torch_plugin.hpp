@@ -21,7 +21,7 @@ struct experiment_context;
 struct experiment_outcome;
 
 struct torch_plugin_api {
-  static constexpr int current_abi = 7;
+  static constexpr int current_abi = 8;
   int abi_version = current_abi;
   device_report (*probe_devices)() = nullptr;
   // `troupe generate ARGS...` (cli/cmd_generate.cpp): returns the exit code; throws
@@ -40,6 +40,10 @@ struct torch_plugin_api {
   // On-policy distillation (actors/distill.hpp).
   experiment_outcome (*run_distill)(experiment_context& ctx) = nullptr;
   void (*validate_distill)(const experiment_config& cfg) = nullptr;
+  // Registers the remote kinds that need LibTorch ("generator", "trainer_rank") with
+  // register_remote_kind (actors/cluster.hpp). A worker calls it the first time the
+  // head asks it for one of torch_remote_kinds().
+  void (*register_remote_kinds)() = nullptr;
 };
 
 // The plugin's entry point, looked up with dlsym by this name.

@@ -5,8 +5,22 @@
 #include "actors/experiment.hpp"
 #include "actors/grpo.hpp"
 #include "actors/sft.hpp"
+#include "actors/cluster.hpp"
+#include "actors/data_parallel.hpp"
+#include "actors/remote_kinds.hpp"
 #include "actors/torch_plugin.hpp"
 #include "cli/commands.hpp"
+
+namespace {
+
+// The torch kinds a worker can spawn (actors/cluster.hpp torch_remote_kinds()): the
+// generator and data-parallel trainer ranks register here as they are built.
+void register_torch_remote_kinds() {
+  troupe::register_remote_kind("generator", &troupe::spawn_remote_generator);
+  troupe::register_remote_kind("trainer_rank", &troupe::spawn_trainer_rank);
+}
+
+}  // namespace
 
 extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api* troupe_torch_plugin_api() {
   static const troupe::torch_plugin_api api = [] {
@@ -23,6 +37,7 @@ extern "C" __attribute__((visibility("default"))) const troupe::torch_plugin_api
     a.validate_dpo = &troupe::validate_dpo;
     a.run_distill = &troupe::run_distill;
     a.validate_distill = &troupe::validate_distill;
+    a.register_remote_kinds = &register_torch_remote_kinds;
     return a;
   }();
   return &api;

@@ -38,6 +38,10 @@ int cmd_runs(const args& a);
 int cmd_version(const args& a);
 int cmd_envs(const args& a);
 int cmd_rails(const args& a);
+// `troupe worker` and `troupe cluster certs` (cli/cmd_worker.cpp), in the cluster
+// library: main() reaches them through cluster_library().
+int cmd_worker(const args& a);
+int cmd_cluster(const args& a);
 // Lives in the torch plugin (cli/cmd_generate.cpp); main() reaches it through
 // torch_plugin().cmd_generate.
 int cmd_generate(const args& a);

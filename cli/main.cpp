@@ -3,6 +3,7 @@
 #include <iostream>
 #include <string>
 
+#include "actors/cluster_library.hpp"
 #include "actors/torch_plugin.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
@@ -21,6 +22,8 @@ Commands:
   version                      versions of troupe, CAF, LibTorch, CUDA and NCCL
   envs list [--plugin PATH]    the registered environments, built in or from plugins
   rails eval|check FILE ...    measure a rails file on labeled cases, or check one text
+  worker --join HOST:PORT --name N     serve a cluster head: run the actors it asks for
+  cluster certs DIR [--nodes a,b]      make a CA and node certificates for cluster TLS
 
 Run `troupe COMMAND --help` for a command's options.
 )";
@@ -37,6 +40,8 @@ int main(int argc, char** argv) {
     if (cmd == "version" || cmd == "--version") return troupe::cli::cmd_version(rest);
     if (cmd == "envs") return troupe::cli::cmd_envs(rest);
     if (cmd == "rails") return troupe::cli::cmd_rails(rest);
+    if (cmd == "worker") return troupe::cluster_library().cmd_worker(rest);
+    if (cmd == "cluster") return troupe::cluster_library().cmd_cluster(rest);
     if (cmd == "generate") return troupe::torch_plugin().cmd_generate(rest);
     if (cmd == "chat") return troupe::torch_plugin().cmd_chat(rest);
     if (cmd == "-h" || cmd == "--help" || cmd == "help") {

@@ -1,6 +1,7 @@
 # FindCAF: the C++ Actor Framework 0.17 ships no CMake package config.
-# Defines CAF::core, CAF::io and (when libssl is present) CAF::openssl, plus CAF_VERSION
-# read from caf/config.hpp (e.g. 1706 -> 0.17.6).
+# Defines CAF::core, CAF::io and CAF::openssl (TLS for the middleman: the cluster,
+# actors/cluster.hpp, needs it), plus CAF_VERSION read from caf/config.hpp
+# (e.g. 1706 -> 0.17.6).
 find_path(CAF_INCLUDE_DIR caf/config.hpp)
 find_library(CAF_CORE_LIBRARY caf_core)
 find_library(CAF_IO_LIBRARY caf_io)
@@ -17,7 +18,7 @@ endif()
 
 include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(CAF
-  REQUIRED_VARS CAF_INCLUDE_DIR CAF_CORE_LIBRARY CAF_IO_LIBRARY
+  REQUIRED_VARS CAF_INCLUDE_DIR CAF_CORE_LIBRARY CAF_IO_LIBRARY CAF_OPENSSL_LIBRARY
   VERSION_VAR CAF_VERSION)
 
 if(CAF_FOUND AND NOT TARGET CAF::core)

@@ -4,6 +4,8 @@
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
 find_package(CAF 0.17.6 REQUIRED)
+# libssl: caf_openssl's TLS, and `troupe cluster certs` writes certificates with it.
+find_package(OpenSSL REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 # ZeroMQ and msgpack carry the external-environment protocol, which is not built yet:

@@ -14,9 +14,10 @@
 //
 // describe() is the single source of truth: reading (config_reader), printing
 // (config_writer) and the list of valid keys behind "did you mean" all walk it.
-// Field types: bool, int, std::int64_t, double, std::string, std::vector<T>,
-// std::map<std::string, std::string> (free-form options, e.g. an environment's) and
-// nested sections. Every error is an input_error naming file:line and the dotted key path.
+// Field types: bool, int, std::int64_t, double, std::string, std::vector<T> (T a scalar
+// or a section: a list of mappings, e.g. cluster.workers), std::map<std::string,
+// std::string> (free-form options, e.g. an environment's) and nested sections. Every
+// error is an input_error naming file:line and the dotted key path.
 #pragma once
 
 #include <cstdint>
@@ -91,6 +92,11 @@ template <class T>
 struct is_section<
     T, std::void_t<decltype(std::declval<T&>().describe(std::declval<config_key_lister&>()))>>
   : std::true_type {};
+
+template <class T>
+struct is_section_list : std::false_type {};
+template <class T>
+struct is_section_list<std::vector<T>> : is_section<T> {};
 
 std::string describe_node(const config_node& n);  // "the mapping at ...", "'abc'"
 [[noreturn]] void fail(const config_node& n, const std::string& path, const std::string& what);
@@ -180,6 +186,25 @@ class config_writer {
       T copy = value;
       copy.describe(sub);
       text += sub.text;
+    } else if constexpr (detail::is_section_list<T>::value) {
+      // A list of sections is written in block style, one "- " item per element:
+      //   workers:
+      //     - name: "a"
+      //       generators: 1
+      if (value.empty()) return line(std::string(name) + ": []", doc);
+      line(std::string(name) + ":", doc);
+      for (const auto& element : value) {
+        config_writer sub(indent_ + 4);
+        auto copy = element;
+        copy.describe(sub);
+        if (sub.text.empty()) {
+          text.append(static_cast<std::size_t>(indent_ + 2), ' ');
+          text += "- {}\n";
+          continue;
+        }
+        sub.text[static_cast<std::size_t>(indent_ + 2)] = '-';  // "    name" -> "  - name"
+        text += sub.text;
+      }
     } else {
       line(std::string(name) + ": " + render(value), doc);
     }

@@ -36,9 +36,10 @@ void fsync_path(const std::string& path, int flags) {
   ::close(fd);
 }
 
-void write_file_atomically(const std::string& path, const std::string& content) {
+void write_file_atomically(const std::string& path, const std::string& content, unsigned mode) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ::unlink(tmp.c_str());  // O_CREAT keeps an old file's mode: start from none
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) throw system_error("cannot write '" + path + "': " + errno_text(errno));
   std::size_t done = 0;
   while (done < content.size()) {

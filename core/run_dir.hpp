@@ -77,7 +77,8 @@ std::string resolve_run_dir(const std::string& run, const std::string& dir);
 void fsync_path(const std::string& path, int flags);
 
 // Writes `content` to `path` through a temporary file and a rename, so a reader sees the
-// old file or the new one, never half of one.
-void write_file_atomically(const std::string& path, const std::string& content);
+// old file or the new one, never half of one. `mode` is the new file's permission bits
+// (0600 for a private key: it is never readable by others, not even for a moment).
+void write_file_atomically(const std::string& path, const std::string& content, unsigned mode = 0644);
 
 }  // namespace troupe

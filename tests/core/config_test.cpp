@@ -215,6 +215,79 @@ TEST(config, option_maps_take_any_keys_with_scalar_values_and_read_back) {
   EXPECT_NE(error_of(dir, "options:\n  a: [1]\n").find("options.a: expected a string, got a list"), std::string::npos);
 }
 
+// A list of sections (like cluster.workers): each item is read as a section, with
+// errors naming its index, and printed in block style that reads back.
+struct member_section {
+  std::string name;
+  int count = 0;
+  optim_section optim;
+  template <class V>
+  void describe(V& v) {
+    v.field("name", name, "who");
+    v.field("count", count, "how many", at_least(0));
+    v.field("optim", optim, "nested");
+  }
+};
+
+struct team_config {
+  std::vector<member_section> members;
+  int size = 1;
+  template <class V>
+  void describe(V& v) {
+    v.field("members", members, "the members");
+    v.field("size", size, "after the list");
+  }
+};
+
+TEST(config, lists_of_sections_read_each_item_and_name_its_index_in_errors) {
+  auto cfg = read_config<team_config>(parse_config_text(
+      "members:\n  - name: a\n    count: 2\n  - {name: b, optim: {lr: 0.5}}\nsize: 3\n", "team.yaml"));
+  ASSERT_EQ(cfg.members.size(), 2u);
+  EXPECT_EQ(cfg.members[0].name, "a");
+  EXPECT_EQ(cfg.members[0].count, 2);
+  EXPECT_EQ(cfg.members[1].name, "b");
+  EXPECT_DOUBLE_EQ(cfg.members[1].optim.lr, 0.5);
+  EXPECT_DOUBLE_EQ(cfg.members[0].optim.lr, 1e-5);  // defaults fill each item
+  EXPECT_EQ(cfg.size, 3);
+
+  auto error = [](const std::string& text) {
+    try {
+      read_config<team_config>(parse_config_text(text, "team.yaml"));
+    } catch (const input_error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_NE(error("members:\n  - name: a\n  - name: b\n    count: -1\n").find("team.yaml:4: members[1].count: must be >= 0"),
+            std::string::npos)
+      << error("members:\n  - name: a\n  - name: b\n    count: -1\n");
+  EXPECT_NE(error("members:\n  - name: a\n    cuont: 1\n").find("members[0].cuont: unknown key (did you mean 'count'?)"),
+            std::string::npos);
+  EXPECT_NE(error("members:\n  - a\n").find("members[0]: expected a mapping of keys"), std::string::npos);
+  EXPECT_NE(error("members: {name: a}\n").find("members: expected a list"), std::string::npos);
+}
+
+TEST(config, lists_of_sections_print_in_block_style_and_read_back) {
+  team_config cfg;
+  EXPECT_NE(write_config(cfg).find("members: []  # the members"), std::string::npos) << write_config(cfg);
+  cfg.members.resize(2);
+  cfg.members[0].name = "a";
+  cfg.members[0].count = 4;
+  cfg.members[1].name = "no";  // would read back as a bool if unquoted
+  cfg.members[1].optim.lr = 0.25;
+  const auto text = write_config(cfg);
+  EXPECT_NE(text.find("members:  # the members\n  - name: \"a\"  # who\n    count: 4  # how many\n    optim:  # nested\n"
+                      "      lr: "),
+            std::string::npos)
+      << text;
+  auto back = read_config<team_config>(parse_config_text(text, "printed"));
+  ASSERT_EQ(back.members.size(), 2u);
+  EXPECT_EQ(back.members[1].name, "no");
+  EXPECT_DOUBLE_EQ(back.members[1].optim.lr, 0.25);
+  EXPECT_EQ(back.members[0].count, 4);
+  EXPECT_EQ(write_config(back), text);
+}
+
 TEST(config, suggestion_picks_the_closest_key) {
   EXPECT_EQ(suggest("group_sise", {"group_size", "grad_norm", "lr"}), " (did you mean 'group_size'?)");
   EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);
