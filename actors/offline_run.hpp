@@ -1,7 +1,8 @@
-// What the offline experiments (sft: actors/sft.hpp, dpo: actors/dpo.hpp) share: the
-// policy and tokenizer they train, the held-out / training split of their data, the
-// order in which batches visit the training examples, and the coordinator's calls to
-// the store and the trainer. Torch side (in the plugin).
+// What the offline experiments (sft: actors/sft.hpp, dpo: actors/dpo.hpp, distill:
+// actors/distill.hpp) share: the policy and tokenizer they train, the held-out /
+// training split of their data, the order in which batches visit the training
+// examples, their loop (new or resumed), and the coordinator's calls to the store and
+// the trainer. Torch side (in the plugin).
 #pragma once
 
 #include <caf/all.hpp>
@@ -10,8 +11,8 @@
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
