@@ -12,6 +12,7 @@
 
 #include "core/run_dir.hpp"
 #include "policies/checkpoint.hpp"
+#include "policies/fused_adamw.hpp"
 
 namespace troupe {
 
@@ -302,7 +303,8 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
   r.step = step_;
   r.skipped = !finite;
   if (finite) {
-    optimizer_->step();
+    if (fused_adamw_supported(*optimizer_)) fused_adamw_step(*optimizer_);
+    else optimizer_->step();
     consecutive_nonfinite_ = 0;
   } else {
     optimizer_->zero_grad(/*set_to_none=*/true);
