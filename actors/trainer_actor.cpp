@@ -87,23 +87,15 @@ trainer& rl_trainer(trainer_actor* self) {
   return *st.rl;
 }
 
-// Mean entropy of the policy over the response tokens and the mean k3 KL of lp_old to
-// lp_ref, no grad, microbatched like training.
-void add_diagnostics(trainer_actor* self, const train_batch& batch, std::map<std::string, double>& out) {
+// Mean entropy of the policy over the response tokens (`entropy` (B, T), from the
+// forward that scored lp_old: trainer::policy_logprobs) and the mean KL of lp_old to
+// lp_ref, no grad.
+void add_diagnostics(trainer_actor* self, const train_batch& batch, const torch::Tensor& entropy,
+                     std::map<std::string, double>& out) {
   torch::NoGradGuard g;
-  auto& policy = self->state.policy;
-  const auto mb = self->state.opts.trainer.microbatch_size;
-  double ent = 0, tokens = 0;
-  for (std::int64_t b = 0; b < batch.size(); b += mb) {
-    auto part = batch.slice(b, std::min(batch.size(), b + mb));
-    auto logits = policy->forward(part.input_ids.to(policy->device()), part.attention_mask.to(policy->device()));
-    // The distribution at t-1 predicts token t.
-    auto shifted = logits.narrow(1, 0, logits.size(1) - 1) / self->state.opts.temperature;
-    auto mask = part.response_mask.narrow(1, 1, part.response_mask.size(1) - 1).to(logits.device());
-    auto e = masked_entropy(shifted, mask);
-    ent += e.sum.item<double>();
-    tokens += e.tokens;
-  }
+  const auto resp = batch.response_mask.to(torch::kFloat64);  // (B, T)
+  double tokens = resp.sum().item<double>();
+  double ent = tokens > 0 ? (entropy.to(torch::kFloat64) * resp).sum().item<double>() : 0.0;
   double kl_sum = 0, kl_tokens = 0;
   if (batch.per_token.count("ref_logprobs")) {
     const auto& c = self->state.opts.loss;
@@ -129,10 +121,11 @@ std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch
   auto batch = make_batch(rb.prompts, rb.completions, &rb.gen_logprobs, st.opts.pad_id,
                           rb.completion_masks.empty() ? nullptr : &rb.completion_masks);
   batch.per_sequence["advantages"] = torch::tensor(rb.advantages, torch::kFloat32);
-  batch.per_token["old_logprobs"] = t.policy_logprobs(batch, st.opts.temperature);
+  torch::Tensor entropy;  // (B, T), from the same forward as lp_old
+  batch.per_token["old_logprobs"] = t.policy_logprobs(batch, st.opts.temperature, &entropy);
   if (t.reference() != nullptr) batch.per_token["ref_logprobs"] = t.reference_logprobs(batch, st.opts.temperature);
   std::map<std::string, double> out;
-  add_diagnostics(self, batch, out);
+  add_diagnostics(self, batch, entropy, out);
   const auto cfg = st.opts.loss;
   const double temperature = st.opts.temperature;
   auto result = t.train_step(batch, [cfg, temperature](causal_lm& policy, const train_batch& mb, const batch_totals& global) {

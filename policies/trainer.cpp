@@ -12,6 +12,7 @@
 
 #include "core/run_dir.hpp"
 #include "policies/checkpoint.hpp"
+#include "policies/fused_adamw.hpp"
 
 namespace troupe {
 
@@ -161,7 +162,8 @@ batch_totals global_totals(const train_batch& batch) {
 // --- logprobs -------------------------------------------------------------------------
 
 torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                             const torch::Tensor& where, double temperature, const torch::Tensor& segment_ids) {
+                             const torch::Tensor& where, double temperature, const torch::Tensor& segment_ids,
+                             torch::Tensor* entropy) {
   if (!(temperature > 0)) throw input_error("token_logprobs: temperature must be > 0");
   const auto device = model->device();
   const auto B = input_ids.size(0), T = input_ids.size(1);
@@ -170,6 +172,7 @@ torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, c
   auto target = where.to(device).ne(0);  // (B, T): positions scored
   target.select(1, 0).fill_(false);      // no position predicts token 0
   auto out = torch::zeros({B, T}, torch::TensorOptions().dtype(out_dtype).device(device));
+  if (entropy != nullptr) *entropy = torch::zeros_like(out);
   if (T < 2) return out;
   auto hidden = segment_ids.defined() ? model->hidden_states(ids, attention_mask.to(device), segment_ids.to(device))
                                       : model->hidden_states(ids, attention_mask.to(device));  // (B, T, H)
@@ -181,6 +184,11 @@ torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, c
   if (temperature != 1.0) logits = logits / temperature;
   auto lp = torch::log_softmax(logits, -1);                             // (N, V)
   auto picked = lp.gather(1, ids.index({target}).unsqueeze(1)).squeeze(1);  // (N)
+  if (entropy != nullptr) {
+    torch::NoGradGuard no_grad;  // a diagnostic: never part of the loss
+    auto l = lp.detach();
+    entropy->index_put_({target}, -(l.exp() * l).sum(1));  // (N)
+  }
   return out.index_put({target}, picked);
 }
 
@@ -369,7 +377,8 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
   r.step = step_;
   r.skipped = !finite;
   if (finite) {
-    optimizer_->step();
+    if (fused_adamw_supported(*optimizer_)) fused_adamw_step(*optimizer_);
+    else optimizer_->step();
     consecutive_nonfinite_ = 0;
   } else {
     optimizer_->zero_grad(/*set_to_none=*/true);
@@ -391,27 +400,34 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
   return r;
 }
 
-torch::Tensor trainer::logprobs_microbatched(causal_lm& model, const train_batch& batch, double temperature) {
+torch::Tensor trainer::logprobs_microbatched(causal_lm& model, const train_batch& batch, double temperature,
+                                            torch::Tensor* entropy) {
   batch.validate();
   torch::NoGradGuard no_grad;
   const auto B = batch.size(), T = batch.length();
   const auto dtype = model->dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   auto out = torch::zeros({B, T}, dtype);  // (B, T)
+  if (entropy != nullptr) *entropy = torch::zeros({B, T}, dtype);
   for (std::int64_t begin = 0; begin < B; begin += cfg_.microbatch_size) {
     const auto end = std::min(B, begin + cfg_.microbatch_size);
     auto mb = microbatch_of(batch, begin, end);
-    out.narrow(0, begin, end - begin).narrow(1, 0, mb.length()).copy_(token_logprobs(model, mb, temperature).cpu());
+    auto seg = mb.per_token.find("segment_ids");
+    torch::Tensor ent;
+    auto lp = token_logprobs(model, mb.input_ids, mb.attention_mask, mb.response_mask, temperature,
+                             seg == mb.per_token.end() ? torch::Tensor() : seg->second, entropy ? &ent : nullptr);
+    out.narrow(0, begin, end - begin).narrow(1, 0, mb.length()).copy_(lp.cpu());
+    if (entropy != nullptr) entropy->narrow(0, begin, end - begin).narrow(1, 0, mb.length()).copy_(ent.cpu());
   }
   return out;
 }
 
-torch::Tensor trainer::policy_logprobs(const train_batch& batch, double temperature) {
-  return logprobs_microbatched(policy_, batch, temperature);
+torch::Tensor trainer::policy_logprobs(const train_batch& batch, double temperature, torch::Tensor* entropy) {
+  return logprobs_microbatched(policy_, batch, temperature, entropy);
 }
 
 torch::Tensor trainer::reference_logprobs(const train_batch& batch, double temperature) {
   if (!reference_) throw std::logic_error("reference_logprobs: this trainer was built without a reference model");
-  return logprobs_microbatched(*reference_, batch, temperature);
+  return logprobs_microbatched(*reference_, batch, temperature, nullptr);
 }
 
 // --- data parallel ----------------------------------------------------------------------

@@ -112,9 +112,12 @@ using loss_fn = std::function<loss_result(causal_lm& policy, const train_batch& 
 // models, float64 for float64 ones. Differentiable when grad mode is on; agrees with
 // score_logprobs (policies/generation.hpp).
 // `segment_ids` (B, T), when defined, marks packed rows (causal_lm::hidden_states).
+// `entropy`, when given, receives the entropy (B, T) of each scored position's
+// distribution (the same logits and temperature; 0 elsewhere), detached: a diagnostic
+// at the cost of one pass over logits already there, instead of another forward.
 torch::Tensor token_logprobs(causal_lm& model, const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
                              const torch::Tensor& where, double temperature = 1.0,
-                             const torch::Tensor& segment_ids = {});
+                             const torch::Tensor& segment_ids = {}, torch::Tensor* entropy = nullptr);
 // The same over a (micro)batch's response_mask; a per_token "segment_ids" (B, T) makes
 // its rows packed.
 torch::Tensor token_logprobs(causal_lm& model, const train_batch& batch, double temperature = 1.0);
@@ -168,8 +171,9 @@ class trainer {
 
   // Logprobs (B, T) on the CPU of the batch's response tokens, no grad, microbatched:
   // under the current policy (lp_old) and under the reference model (lp_ref; logic_error
-  // without one).
-  torch::Tensor policy_logprobs(const train_batch& batch, double temperature = 1.0);
+  // without one). `entropy`, when given, receives the policy's entropy (B, T) at the
+  // same positions from the same forward (token_logprobs).
+  torch::Tensor policy_logprobs(const train_batch& batch, double temperature = 1.0, torch::Tensor* entropy = nullptr);
   torch::Tensor reference_logprobs(const train_batch& batch, double temperature = 1.0);
 
   // Writes `dir` atomically (built as a temporary sibling, then renamed; an existing
@@ -203,7 +207,8 @@ class trainer {
   at::Generator& generator() { return generator_; }
 
  private:
-  torch::Tensor logprobs_microbatched(causal_lm& model, const train_batch& batch, double temperature);
+  torch::Tensor logprobs_microbatched(causal_lm& model, const train_batch& batch, double temperature,
+                                      torch::Tensor* entropy);
   void apply_optimizer_options();
   bool data_parallel() const { return group_ && group_->world_size() > 1; }
 

@@ -10,6 +10,7 @@
 
 #include "core/config_tree.hpp"
 #include "policies/generation.hpp"
+#include "policies/losses.hpp"
 #include "policies/model_config.hpp"
 #include "policies/trainer.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -197,6 +198,34 @@ TEST(trainer, current_policy_logprobs_agree_with_score_logprobs_in_fp32) {
   }
   auto lp = token_logprobs(model, batch);
   EXPECT_TRUE(lp.requires_grad());
+}
+
+// The GRPO diagnostics take the policy's entropy from the forward that scores lp_old;
+// it must equal masked_entropy over a separate full forward, as it was computed before.
+TEST(trainer, entropy_from_the_scoring_forward_equals_masked_entropy_of_a_full_forward) {
+  auto model = tiny_model(torch::kFloat64);
+  auto batch = make_batch();
+  trainer t(model, section(3), /*with_reference=*/false);
+  for (double temperature : {1.0, 0.7}) {
+    torch::Tensor entropy;
+    auto lp = t.policy_logprobs(batch, temperature, &entropy);
+    EXPECT_TRUE(torch::equal(lp, t.policy_logprobs(batch, temperature)));  // unchanged by asking for entropy
+    ASSERT_EQ(entropy.sizes(), lp.sizes());
+    EXPECT_FALSE(entropy.requires_grad());
+    EXPECT_EQ(entropy.masked_select(batch.response_mask.eq(0)).abs().max().item<double>(), 0.0);
+    torch::NoGradGuard g;
+    const auto T = batch.length();
+    auto logits = model->forward(batch.input_ids, batch.attention_mask).narrow(1, 0, T - 1) / temperature;
+    auto want = masked_entropy(logits, batch.response_mask.narrow(1, 1, T - 1));
+    auto resp = batch.response_mask.to(torch::kFloat64);
+    EXPECT_NEAR((entropy * resp).sum().item<double>(), want.sum.item<double>(), 1e-10) << "temperature " << temperature;
+    EXPECT_GT(want.sum.item<double>(), 0.0);
+    // Per token too: one position's entropy by hand.
+    auto nz = batch.response_mask[1].nonzero();
+    const auto tpos = nz[0].item<std::int64_t>();
+    auto l = torch::log_softmax(logits[1][tpos - 1], 0);
+    EXPECT_NEAR(entropy[1][tpos].item<double>(), -(l.exp() * l).sum().item<double>(), 1e-12);
+  }
 }
 
 TEST(trainer, lr_schedules_give_hand_computed_values) {
