@@ -7,6 +7,8 @@
 // policy's parameters) and OUT_PREFIX.metrics (the last step's). MODE "restore" trains 2
 // steps in fp32, rank 0 saves a checkpoint, both ranks build fresh trainers (rank 1 from
 // other weights), rank 0 loads the checkpoint, both sync_replicas, one more step.
+// MODE "actor" runs STEPS updates through a trainer actor from spawn_trainer_rank
+// (data_parallel_actor_run.hpp) instead.
 // STALL_AFTER >= 0: before that step, write OUT_PREFIX.stalled and sleep (a rank that
 // stops answering). Exit 0; 4 for system_error (message on stderr); 3 input_error; 1.
 #include <unistd.h>
@@ -16,7 +18,7 @@
 
 #include "actors/data_parallel_gloo.hpp"
 #include "core/error.hpp"
-#include "tests/actors/data_parallel_fixture.hpp"
+#include "tests/actors/data_parallel_actor_run.hpp"
 
 int main(int argc, char** argv) {
   using namespace troupe;
@@ -34,6 +36,12 @@ int main(int argc, char** argv) {
     o.world_size = std::stoi(argv[3]);
     o.timeout_s = std::stod(argv[7]);
     o.bucket_bytes = 16 << 10;  // many buckets for this tiny model, the embedding alone in one
+    if (mode == "actor") {  // through spawn_trainer_rank and the trainer actor
+      auto r = dp_actor_run(o, std::stoll(argv[5]));
+      torch::save(r.params, out + ".params.pt");
+      dp_write_metrics(r.metrics, out + ".metrics");
+      return 0;
+    }
     auto group = join_data_parallel_group(o);
     const auto [begin, end] = dp_shard(o.rank, o.world_size);
     train_step_result r;
