@@ -6,6 +6,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -87,10 +88,12 @@ inline trainer_section dp_trainer_config(std::int64_t microbatch) {
 }
 
 // One GRPO step of `t` on rows [begin, end) of step `step`'s global batch.
+// `nan_advantages`: this shard's advantages are NaN (its loss is not finite).
 inline train_step_result dp_step(trainer& t, const std::string& mode, std::int64_t step, std::int64_t begin,
-                                 std::int64_t end) {
+                                 std::int64_t end, bool nan_advantages = false) {
   const auto cfg = dp_loss_config(mode);
   auto b = dp_global_batch(step).slice(begin, end);
+  if (nan_advantages) b.per_sequence["advantages"] = torch::full_like(b.per_sequence.at("advantages"), NAN);
   auto noise = b.per_token.at("old_noise");
   b.per_token.erase("old_noise");
   auto mask = b.response_mask.to(torch::kFloat64);
