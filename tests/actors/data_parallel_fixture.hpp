@@ -6,12 +6,14 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <string>
 
+#include "actors/trainer_actor.hpp"
 #include "policies/losses.hpp"
 #include "policies/model_config.hpp"
 #include "policies/trainer.hpp"
@@ -86,10 +88,12 @@ inline trainer_section dp_trainer_config(std::int64_t microbatch) {
 }
 
 // One GRPO step of `t` on rows [begin, end) of step `step`'s global batch.
+// `nan_advantages`: this shard's advantages are NaN (its loss is not finite).
 inline train_step_result dp_step(trainer& t, const std::string& mode, std::int64_t step, std::int64_t begin,
-                                 std::int64_t end) {
+                                 std::int64_t end, bool nan_advantages = false) {
   const auto cfg = dp_loss_config(mode);
   auto b = dp_global_batch(step).slice(begin, end);
+  if (nan_advantages) b.per_sequence["advantages"] = torch::full_like(b.per_sequence.at("advantages"), NAN);
   auto noise = b.per_token.at("old_noise");
   b.per_token.erase("old_noise");
   auto mask = b.response_mask.to(torch::kFloat64);
@@ -136,6 +140,40 @@ inline std::map<std::string, double> dp_read_metrics(const std::string& path) {
   double v;
   while (in >> k >> v) m[k] = v;
   return m;
+}
+
+}  // namespace troupe::testing
+
+namespace troupe::testing {
+
+// The trainer actor path (spawn_trainer_rank): a GRPO config of a small fp32 model with
+// sequence-level loss and a KL term, microbatches of 2.
+inline std::string dp_actor_config_text() {
+  return "experiment: grpo\n"
+         "policy: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 2, num_attention_heads: 4, "
+         "num_key_value_heads: 2, init_seed: 3}\n"
+         "trainer: {lr: 0.001, microbatch_size: 2, max_grad_norm: 0.5}\n"
+         "grpo:\n"
+         "  loss: {reference_policy_kl_penalty: 0.05, token_level_loss: false}\n";
+}
+
+// A fixed rollout batch of 6 rows over the default alphabet's ids (0..15).
+inline rollout_batch dp_rollouts(std::int64_t step) {
+  rollout_batch b;
+  for (int i = 0; i < 6; ++i) {
+    std::vector<std::int32_t> p, c;
+    std::vector<float> lp;
+    for (int j = 0; j < 2 + i % 3; ++j) p.push_back(static_cast<std::int32_t>((i * 7 + j * 3 + step) % 16));
+    for (int j = 0; j < 3 + (i * 5) % 7; ++j) {
+      c.push_back(static_cast<std::int32_t>((i * 11 + j * 5 + step) % 16));
+      lp.push_back(-2.5f - 0.1f * static_cast<float>(j % 4));
+    }
+    b.prompts.push_back(p);
+    b.completions.push_back(c);
+    b.gen_logprobs.push_back(lp);
+    b.advantages.push_back((i % 2 ? 1.0 : -0.8) * (1 + 0.1 * static_cast<double>(i + step)));
+  }
+  return b;
 }
 
 }  // namespace troupe::testing

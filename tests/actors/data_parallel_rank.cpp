@@ -7,6 +7,8 @@
 // policy's parameters) and OUT_PREFIX.metrics (the last step's). MODE "restore" trains 2
 // steps in fp32, rank 0 saves a checkpoint, both ranks build fresh trainers (rank 1 from
 // other weights), rank 0 loads the checkpoint, both sync_replicas, one more step.
+// MODE "nan" is "token" with NaN advantages on rank 1 in step 1. MODE "actor" runs STEPS updates through a trainer actor from spawn_trainer_rank
+// (data_parallel_actor_run.hpp) instead.
 // STALL_AFTER >= 0: before that step, write OUT_PREFIX.stalled and sleep (a rank that
 // stops answering). Exit 0; 4 for system_error (message on stderr); 3 input_error; 1.
 #include <unistd.h>
@@ -16,7 +18,7 @@
 
 #include "actors/data_parallel_gloo.hpp"
 #include "core/error.hpp"
-#include "tests/actors/data_parallel_fixture.hpp"
+#include "tests/actors/data_parallel_actor_run.hpp"
 
 int main(int argc, char** argv) {
   using namespace troupe;
@@ -34,6 +36,12 @@ int main(int argc, char** argv) {
     o.world_size = std::stoi(argv[3]);
     o.timeout_s = std::stod(argv[7]);
     o.bucket_bytes = 16 << 10;  // many buckets for this tiny model, the embedding alone in one
+    if (mode == "actor") {  // through spawn_trainer_rank and the trainer actor
+      auto r = dp_actor_run(o, std::stoll(argv[5]));
+      torch::save(r.params, out + ".params.pt");
+      dp_write_metrics(r.metrics, out + ".metrics");
+      return 0;
+    }
     auto group = join_data_parallel_group(o);
     const auto [begin, end] = dp_shard(o.rank, o.world_size);
     train_step_result r;
@@ -54,14 +62,16 @@ int main(int argc, char** argv) {
       final_step = b.step();
       torch::save(dp_params(b.policy()), out + ".params.pt");
     } else {
-      const bool kl = dp_loss_config(mode).reference_policy_kl_penalty != 0;
+      // "nan": the token loss, with NaN advantages on rank 1 in step 1.
+      const std::string loss = mode == "nan" ? "token" : mode;
+      const bool kl = dp_loss_config(loss).reference_policy_kl_penalty != 0;
       trainer t(dp_model(torch::kFloat64, 1 + static_cast<std::uint64_t>(o.rank)), dp_trainer_config(2), kl, group);
       for (std::int64_t s = 0; s < steps; ++s) {
         if (s == stall_after) {
           std::ofstream(out + ".stalled") << s << "\n";
           ::sleep(600);
         }
-        r = dp_step(t, mode, s, begin, end);
+        r = dp_step(t, loss, s, begin, end, mode == "nan" && o.rank == 1 && s == 1);
       }
       final_step = t.step();
       torch::save(dp_params(t.policy()), out + ".params.pt");

@@ -22,7 +22,7 @@
 #include "actors/data_parallel.hpp"
 #include "actors/data_parallel_gloo.hpp"
 #include "core/error.hpp"
-#include "tests/actors/data_parallel_fixture.hpp"
+#include "tests/actors/data_parallel_actor_run.hpp"
 #include "tests/support/temp_dir.hpp"
 
 extern char** environ;
@@ -157,6 +157,46 @@ TEST(data_parallel, two_ranks_equal_one_process_token_level) { two_ranks_equal_o
 TEST(data_parallel, two_ranks_equal_one_process_sequence_level) { two_ranks_equal_one("sequence"); }
 TEST(data_parallel, two_ranks_equal_one_process_token_level_with_kl) { two_ranks_equal_one("token_kl"); }
 TEST(data_parallel, two_ranks_equal_one_process_gspo_with_kl) { two_ranks_equal_one("gspo"); }
+
+TEST(data_parallel, trainer_actors_from_spawn_trainer_rank_on_shards_equal_one_actor_on_the_batch) {
+  testing::temp_dir dir;
+  const int port = free_port();
+  rank_process r0(port, 0, 2, "actor", 3, dir / "r0"), r1(port, 1, 2, "actor", 3, dir / "r1");
+  ASSERT_EQ(r0.wait(), 0) << r0.err();
+  ASSERT_EQ(r1.wait(), 0) << r1.err();
+  const auto p0 = load_params(dir / "r0.params.pt"), p1 = load_params(dir / "r1.params.pt");
+  EXPECT_TRUE(bitwise_equal(p0, p1)) << "the replicas differ";
+  data_parallel_options alone;  // world_size 1: the whole batch, no group
+  const auto one = dp_actor_run(alone, 3);
+  // fp32 (the experiment's dtypes): sums in another order differ by rounding.
+  const double rel = relative_difference(p0, one.params);
+  std::cout << "[ info ] actor: 2 ranks vs 1 process (fp32), max relative parameter difference " << rel << "\n";
+  EXPECT_LT(rel, 1e-5);
+  const auto m0 = dp_read_metrics(dir / "r0.metrics");
+  EXPECT_EQ(m0, dp_read_metrics(dir / "r1.metrics"));
+  for (const char* k : {"train/loss", "train/grad_norm", "train/kl", "train/entropy", "train/tokens", "train/sequences"})
+    EXPECT_NEAR(m0.at(k), one.metrics.at(k), 1e-4 * std::max(1.0, std::abs(one.metrics.at(k)))) << k;
+}
+
+TEST(data_parallel, a_non_finite_loss_on_one_rank_skips_the_step_on_every_rank) {
+  testing::temp_dir dir;
+  const int port = free_port();
+  rank_process r0(port, 0, 2, "nan", 2, dir / "r0"), r1(port, 1, 2, "nan", 2, dir / "r1");
+  ASSERT_EQ(r0.wait(), 0) << r0.err();
+  ASSERT_EQ(r1.wait(), 0) << r1.err();
+  const auto p0 = load_params(dir / "r0.params.pt");
+  EXPECT_TRUE(bitwise_equal(p0, load_params(dir / "r1.params.pt")));
+  for (const char* r : {"r0", "r1"}) {
+    const auto m = dp_read_metrics(dir / (std::string(r) + ".metrics"));
+    EXPECT_EQ(m.at("train/skipped"), 1) << r;
+    EXPECT_EQ(m.at("train/skipped_steps"), 1) << r;
+    EXPECT_EQ(m.count("train/grad_norm"), 0u) << r;  // not computed for a skipped step
+  }
+  // The weights are those after step 0 alone.
+  trainer one(dp_model(torch::kFloat64, 1), dp_trainer_config(3), false);
+  dp_step(one, "token", 0, 0, dp_rows);
+  EXPECT_LT(relative_difference(p0, dp_params(one.policy())), 1e-9);
+}
 
 TEST(data_parallel, after_a_restore_a_rank_without_the_checkpoint_holds_rank_0s_state) {
   testing::temp_dir dir;
