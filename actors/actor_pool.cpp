@@ -1,5 +1,7 @@
 #include "actors/actor_pool.hpp"
 
+#include <algorithm>
+
 #include "actors/env_host.hpp"
 #include "actors/message_types.hpp"
 
@@ -53,10 +55,12 @@ void member_set::lose(caf::event_based_actor* self, std::size_t m, const std::st
     }
   }
   const auto left = live_members().size();
+  auto source = kind_ + "_pool";  // "env_host_pool", "generator_pool"
+  std::replace(source.begin(), source.end(), ' ', '_');
   const auto message = describe(m) + " lost (" + reason + "); " + std::to_string(retries.size()) +
                        " unanswered request(s) go to the " + std::to_string(left) + " left";
   if (store_)
-    self->request(store_, std::chrono::seconds(30), event_atom::value, event_row{wall_clock_now(), "lost", kind_ + "_pool", message})
+    self->request(store_, std::chrono::seconds(30), event_atom::value, event_row{wall_clock_now(), "lost", source, message})
       .then([](bool) {}, [](caf::error&) {});
   for (auto& r : retries) r();
 }

@@ -226,7 +226,6 @@ void grpo_run::join_cluster() {
 
 // Where the head's links to workers meet: the weight links of remote generators and the
 // trainer ranks' rendezvous listen on the head's cluster address.
-namespace {
 std::string link_host(const cluster_section& c) {
   const auto host = parse_host_port(c.listen, "cluster.listen", true).host;
   if (host == "0.0.0.0" || host == "::")
@@ -234,7 +233,6 @@ std::string link_host(const cluster_section& c) {
                       "(weight links and the trainer ranks' rendezvous listen there too)");
   return host;
 }
-}  // namespace
 
 // Env hosts: the local one, or those of cluster.workers behind a pool that hands a lost
 // worker's episodes to the others (actors/actor_pool.hpp).
@@ -923,6 +921,22 @@ void validate_grpo(const experiment_config& cfg) {
   if (cfg.weight_sync.codec == "fp8") cfg.weight_sync.fp8.validate("weight_sync.fp8");
   validate_guardrails(cfg.guardrails);  // a bad rails file fails here, naming file:line and the rail
   reward_combiner{cfg.reward};  // malformed reward.weights
+  // Scale-out: the cluster section, and enough rows for every trainer rank.
+  validate(cfg.cluster);
+  int world = 1;
+  bool links = false;
+  for (const auto& w : cfg.cluster.workers) {
+    world += w.trainer_ranks;
+    links |= w.generators > 0 || w.trainer_ranks > 0;
+  }
+  if (links) link_host(cfg.cluster);
+  const auto rows = cfg.grpo.prompts_per_step * cfg.grpo.group_size;
+  if (rows < world)
+    throw input_error("cluster.workers: " + std::to_string(world) + " trainer ranks need at least as many rollouts per step; " +
+                      "grpo.prompts_per_step x grpo.group_size is " + std::to_string(rows));
+  if (cfg.sft.steps > 0 && cfg.sft.batch_size < world)
+    throw input_error("cluster.workers: " + std::to_string(world) + " trainer ranks need sft.batch_size of at least " +
+                      std::to_string(world) + " (it is " + std::to_string(cfg.sft.batch_size) + ")");
   small_model_config(cfg.policy, 2);  // head and size checks; the vocabulary comes later
   parse_torch_dtype(cfg.policy.dtype);
   parse_torch_device(cfg.policy.device);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "core/net.hpp"
 #include "core/run_dir.hpp"
 #include "policies/safetensors.hpp"
 #include "core/store.hpp"
@@ -357,6 +358,72 @@ TEST(cli, async_grpo_trains_on_rollouts_at_most_max_staleness_old_and_resumes_ex
   EXPECT_EQ(staleness, (std::vector<double>{0, 1, 1, 0, 1, 1, 0, 1, 1}));
   EXPECT_EQ(s.metrics("train/staleness/1").size(), 9u);
   EXPECT_EQ(s.metrics("train/staleness/1")[1].value, 1.0);
+}
+
+// The flagship over a head and two `troupe worker` processes (generators and env hosts
+// on both, a second trainer rank on one), against the same run in one process; then a
+// worker killed with SIGKILL mid-run, which loses no step.
+struct cluster_run {
+  int code = -1;
+  std::string log;
+};
+
+cluster_run run_with_workers(const testing::temp_dir& dir, const std::string& name, const std::string& extra,
+                             const std::string& kill_after) {
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic_cluster.yaml";
+  const std::string port = std::to_string(free_tcp_port());  // parallel tests must not collide
+  const std::string bin = TROUPE_BINARY;
+  std::string cmd = "cd '" + dir.path().string() + "' && (";
+  for (const char* w : {"gen-a", "gen-b"})
+    cmd += "'" + bin + "' worker --join 127.0.0.1:" + port + " --name " + w + " --timeout 120 >" + name + "-" + w +
+           ".txt 2>&1 & ";
+  cmd += "pid_b=$!; '" + bin + "' run '" + example + "' run.name=" + name + " cluster.listen=127.0.0.1:" + port + " " +
+         extra + " >" + name + ".txt 2>&1 & pid=$!; ";
+  if (!kill_after.empty())
+    cmd += "until grep -qs '" + kill_after + "' " + name + ".txt || ! kill -0 $pid 2>/dev/null; do sleep 0.02; done; "
+           "kill -KILL $pid_b; ";
+  cmd += "wait $pid; echo $? > " + name + "-code.txt; wait)";
+  std::system(cmd.c_str());
+  cluster_run r;
+  r.log = slurp(dir / (name + ".txt"));
+  const auto code = slurp(dir / (name + "-code.txt"));
+  r.code = code.empty() ? -1 : std::stoi(code);
+  return r;
+}
+
+TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_process_and_survives_a_lost_worker) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  const std::string settings = "sft.steps=4 sft.batch_size=8 grpo.steps=6 grpo.prompts_per_step=4 grpo.group_size=4 "
+                               "grpo.eval_every=3 grpo.eval_prompts=16 system.progress=log";
+  ASSERT_EQ(troupe(dir, "run '" + example + "' run.name=single " + settings).code, 0);
+  auto clustered = run_with_workers(dir, "cluster", settings, "");
+  ASSERT_EQ(clustered.code, 0) << clustered.log << slurp(dir / "cluster-gen-a.txt");
+  auto one = run_store::open(dir / "runs/single/store.sqlite", store_mode::read_only);
+  auto many = run_store::open(dir / "runs/cluster/store.sqlite", store_mode::read_only);
+  const auto a = numbers(one), b = numbers(many);
+  // Two ranks' summed gradients differ from one rank's by float rounding only, and every
+  // generation request carries its own seed, whichever generator samples it: in this
+  // short run the rollouts, hence the rewards, are the same at every step, and the
+  // losses agree to rounding. (Over hundreds of steps a rounding difference can flip a
+  // sampled token and the runs then drift apart like two seeds.)
+  ASSERT_EQ(b.at("train/loss").size(), 6u);
+  EXPECT_EQ(b.at("train/reward_mean"), a.at("train/reward_mean"));
+  EXPECT_EQ(b.at("eval/pass@1"), a.at("eval/pass@1"));
+  for (const char* m : {"train/loss", "sft/loss"})
+    for (std::size_t i = 0; i < a.at(m).size(); ++i) EXPECT_NEAR(b.at(m)[i].second, a.at(m)[i].second, 1e-5) << m << " " << i;
+
+  // gen-b dies after step 2: its generator's and env host's requests go to gen-a, and
+  // the run has every step.
+  auto lost = run_with_workers(dir, "lost", settings + " grpo.steps=12", "grpo 2/12");
+  ASSERT_EQ(lost.code, 0) << lost.log;
+  auto s = run_store::open(dir / "runs/lost/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(s.info().status, "finished");
+  EXPECT_EQ(s.metrics("train/loss").size(), 12u);
+  std::string events;
+  for (const auto& e : s.events())
+    if (e.kind == "lost") events += e.message + "\n";
+  EXPECT_NE(events.find("(worker gen-b) lost"), std::string::npos) << events;
 }
 
 TEST(cli, grpo_trains_a_hugging_face_policy_named_by_policy_path) {
