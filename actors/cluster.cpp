@@ -144,11 +144,12 @@ caf::behavior spawner(spawner_actor* self, std::string worker, caf::actor head) 
     [self](end_atom) {
       self->state.ended = true;
       stop_children(self);
-      // Quit a moment later, so this answer leaves before the process does.
-      self->delayed_send(self, std::chrono::milliseconds(100), stop_atom::value);
+      // The answer still goes out: quit() ends the actor after this handler. (Not a
+      // delayed_send to itself: a pending timeout holds a reference to the actor, and
+      // an actor system shutting down meanwhile then waits for it forever.)
+      self->quit();
       return true;
     },
-    [self](stop_atom) { self->quit(); },
   };
 }
 
@@ -505,6 +506,9 @@ int run_worker(caf::actor_system& sys, const worker_options& opts) {
         }
       });
   }
+  // Give the middleman a moment to send the answer to the head's end before the
+  // caller tears the actor system down or exits.
+  if (code == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return code;
 }
 
