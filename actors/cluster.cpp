@@ -312,6 +312,9 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
   if (!sys_.has_middleman())
     throw system_error("cluster: the actor system has no middleman (configure it with configure_actor_system)");
   if (cfg_.tls.enabled()) {
+    // From the environment, so that the secret stays out of the run's config.yaml.
+    if (const char* p = std::getenv("TROUPE_TLS_PASSPHRASE"); cfg_.tls.passphrase.empty() && p != nullptr)
+      cfg_.tls.passphrase = p;
     check_tls_files(cfg_.tls, "cluster.tls");
     install_tls(sys_, cfg_.tls);
   }
