@@ -144,11 +144,12 @@ caf::behavior spawner(spawner_actor* self, std::string worker, caf::actor head) 
     [self](end_atom) {
       self->state.ended = true;
       stop_children(self);
-      // Quit a moment later, so this answer leaves before the process does.
-      self->delayed_send(self, std::chrono::milliseconds(100), stop_atom::value);
+      // The answer still goes out: quit() ends the actor after this handler. (Not a
+      // delayed_send to itself: a pending timeout holds a reference to the actor, and
+      // an actor system shutting down meanwhile then waits for it forever.)
+      self->quit();
       return true;
     },
-    [self](stop_atom) { self->quit(); },
   };
 }
 
@@ -311,6 +312,9 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
   if (!sys_.has_middleman())
     throw system_error("cluster: the actor system has no middleman (configure it with configure_actor_system)");
   if (cfg_.tls.enabled()) {
+    // From the environment, so that the secret stays out of the run's config.yaml.
+    if (const char* p = std::getenv("TROUPE_TLS_PASSPHRASE"); cfg_.tls.passphrase.empty() && p != nullptr)
+      cfg_.tls.passphrase = p;
     check_tls_files(cfg_.tls, "cluster.tls");
     install_tls(sys_, cfg_.tls);
   }
@@ -505,6 +509,9 @@ int run_worker(caf::actor_system& sys, const worker_options& opts) {
         }
       });
   }
+  // Give the middleman a moment to send the answer to the head's end before the
+  // caller tears the actor system down or exits.
+  if (code == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   return code;
 }
 

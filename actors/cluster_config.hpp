@@ -28,7 +28,8 @@ struct tls_options {
     v.field("certificate", certificate, "PEM certificate of this node; empty: no TLS (loopback only)");
     v.field("key", key, "PEM private key of the certificate");
     v.field("cafile", cafile, "PEM CA certificate: peers must present a certificate it signed");
-    v.field("passphrase", passphrase, "passphrase of an encrypted key; empty for a plain key");
+    v.field("passphrase", passphrase,
+            "passphrase of an encrypted key (stored in the run's config.yaml: prefer TROUPE_TLS_PASSPHRASE)");
   }
 };
 

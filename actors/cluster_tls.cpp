@@ -72,11 +72,35 @@ int reported_index() {
   return index;
 }
 
+std::string address_of_fd(int fd);
+
+// The peer's address, remembered while the connection is up (SSL_accept/SSL_connect):
+// by the time a refusal is reported the peer may have closed it, and getpeername()
+// fails.
+int address_index() {
+  static const int index = SSL_get_ex_new_index(
+    0, nullptr, nullptr, nullptr, [](void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+      delete static_cast<std::string*>(ptr);
+    });
+  return index;
+}
+
+void remember_peer(SSL* ssl) {
+  if (ssl == nullptr || SSL_get_ex_data(ssl, address_index()) != nullptr) return;
+  const std::string a = address_of_fd(SSL_get_fd(ssl));
+  if (!a.empty()) SSL_set_ex_data(ssl, address_index(), new std::string(a));
+}
+
 std::string peer_of(const SSL* ssl) {
-  const int fd = SSL_get_fd(ssl);
+  if (const auto* a = static_cast<const std::string*>(SSL_get_ex_data(ssl, address_index()))) return *a;
+  const std::string a = address_of_fd(SSL_get_fd(ssl));
+  return a.empty() ? "an unknown peer" : a;
+}
+
+std::string address_of_fd(int fd) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
-  if (fd < 0 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "an unknown peer";
+  if (fd < 0 || ::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "";
   char host[INET6_ADDRSTRLEN] = {0};
   int port = 0;
   if (addr.ss_family == AF_INET) {
@@ -249,6 +273,7 @@ __attribute__((visibility("default"))) int SSL_write(SSL* ssl, const void* buf, 
 __attribute__((visibility("default"))) int SSL_accept(SSL* ssl) {
   using fn = int (*)(SSL*);
   static const fn real = troupe::next_symbol<fn>("SSL_accept");
+  troupe::remember_peer(ssl);
   const bool established = ssl != nullptr && SSL_is_init_finished(ssl);
   const int ret = real(ssl);
   troupe::after_handshake_call(ssl, established, ret);
@@ -258,6 +283,7 @@ __attribute__((visibility("default"))) int SSL_accept(SSL* ssl) {
 __attribute__((visibility("default"))) int SSL_connect(SSL* ssl) {
   using fn = int (*)(SSL*);
   static const fn real = troupe::next_symbol<fn>("SSL_connect");
+  troupe::remember_peer(ssl);
   const bool established = ssl != nullptr && SSL_is_init_finished(ssl);
   const int ret = real(ssl);
   troupe::after_handshake_call(ssl, established, ret);

@@ -104,7 +104,15 @@ int cmd_worker(const args& a) {
   caf::actor_system_config cfg;
   configure_actor_system(cfg, sys_section);
   caf::actor_system sys{cfg};
-  return run_worker(sys, opts);
+  const int code = run_worker(sys, opts);
+  // A worker keeps nothing (the run store is the head's) and its actors have been told
+  // to stop: it exits without waiting for CAF to tear the actor system down. That
+  // teardown waits for every detached actor to be destroyed, and once in a while
+  // (seen in tests) one stays referenced after its connection is gone, so a finished
+  // worker would hang instead of exiting.
+  std::cout.flush();
+  std::cerr.flush();
+  std::_Exit(code);
 }
 
 int cmd_cluster(const args& a) {

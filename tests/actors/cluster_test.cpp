@@ -245,6 +245,62 @@ TEST(cluster, reward_and_guardrail_kinds_answer_like_local_ones) {
   EXPECT_EQ(verdicts[0].penalty, 1.0);
 }
 
+// Crashes its worker actor (a non-std exception) on the action "crash".
+class crashing_env : public environment {
+ public:
+  explicit crashing_env(const environment_options&) {}
+  observation reset(const task& t) override { return {t.prompt, {}}; }
+  step_result step(const std::string& action) override {
+    if (action == "crash") throw 42;
+    return {};
+  }
+};
+TROUPE_REGISTER_ENVIRONMENT("test_cluster_crashing", crashing_env, "crashes on 'crash'");
+
+// Stands in for the store actor: keeps the event rows it gets.
+struct event_log {
+  std::mutex m;
+  std::vector<event_row> rows;
+  std::vector<event_row> snapshot() {
+    std::lock_guard<std::mutex> lock(m);
+    return rows;
+  }
+};
+
+caf::behavior fake_store(caf::event_based_actor*, std::shared_ptr<event_log> log) {
+  return {[log](event_atom, event_row& row) {
+    std::lock_guard<std::mutex> lock(log->m);
+    log->rows.push_back(std::move(row));
+    return true;
+  }};
+}
+
+TEST(cluster, events_of_remote_actors_reach_the_heads_store_with_the_workers_name) {
+  rig r(loopback());
+  auto log = std::make_shared<event_log>();
+  auto store = r.h.sys->spawn(fake_store, log);
+  r.head->forward_events_to(store);
+  r.add(joining(*r.head, "w1"));
+  r.head->wait_for({"w1"});
+  env_section env;
+  env.name = "test_cluster_crashing";
+  env.pool = 1;
+  auto host = r.head->spawn("w1", "env_host", env_host_payload(env));
+  caf::scoped_actor self{*r.h.sys};
+  EXPECT_TRUE(judge(self, host, "crash").failed);
+  bool restart = false, joined = false;
+  for (int i = 0; i < 100 && !restart; ++i) {
+    std::this_thread::sleep_for(50ms);
+    for (const auto& row : log->snapshot()) {
+      if (row.kind == "worker_joined") joined = true;
+      if (row.kind == "restart" && row.source.rfind("w1/", 0) == 0) restart = true;
+    }
+  }
+  EXPECT_TRUE(joined);
+  EXPECT_TRUE(restart) << "the env worker's restart, recorded in the head as w1/...";
+  self->send_exit(store, caf::exit_reason::user_shutdown);
+}
+
 TEST(cluster, wait_for_times_out_naming_the_missing_worker_and_the_joined_ones) {
   rig r(loopback(1.0));
   auto& head = *r.head;
