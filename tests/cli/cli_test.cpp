@@ -369,19 +369,19 @@ struct cluster_run {
 };
 
 cluster_run run_with_workers(const testing::temp_dir& dir, const std::string& name, const std::string& extra,
-                             const std::string& kill_after) {
+                             const std::string& kill_after, const std::string& victim = "gen-b") {
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic_cluster.yaml";
   const std::string port = std::to_string(free_tcp_port());  // parallel tests must not collide
   const std::string bin = TROUPE_BINARY;
   std::string cmd = "cd '" + dir.path().string() + "' && (";
-  for (const char* w : {"gen-a", "gen-b"})
+  for (const std::string w : {"gen-a", "gen-b"})
     cmd += "'" + bin + "' worker --join 127.0.0.1:" + port + " --name " + w + " --timeout 120 >" + name + "-" + w +
-           ".txt 2>&1 & ";
-  cmd += "pid_b=$!; '" + bin + "' run '" + example + "' run.name=" + name + " cluster.listen=127.0.0.1:" + port + " " +
+           ".txt 2>&1 & " + (w == victim ? "victim=$!; " : "");
+  cmd += "'" + bin + "' run '" + example + "' run.name=" + name + " cluster.listen=127.0.0.1:" + port + " " +
          extra + " >" + name + ".txt 2>&1 & pid=$!; ";
   if (!kill_after.empty())
     cmd += "until grep -qs '" + kill_after + "' " + name + ".txt || ! kill -0 $pid 2>/dev/null; do sleep 0.02; done; "
-           "kill -KILL $pid_b; ";
+           "kill -KILL $victim; ";
   cmd += "wait $pid; echo $? > " + name + "-code.txt; wait)";
   std::system(cmd.c_str());
   cluster_run r;
@@ -396,6 +396,11 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
   const std::string settings = "sft.steps=4 sft.batch_size=8 grpo.steps=6 grpo.prompts_per_step=4 grpo.group_size=4 "
                                "grpo.eval_every=3 grpo.eval_prompts=16 system.progress=log";
+  const std::string cluster_example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic_cluster.yaml";
+  auto few = troupe(dir, "run '" + cluster_example + "' grpo.prompts_per_step=1 grpo.group_size=1");
+  EXPECT_EQ(few.code, 2);
+  EXPECT_NE(few.err.find("cluster.workers: 2 trainer ranks need at least as many rollouts per step"), std::string::npos)
+    << few.err;
   ASSERT_EQ(troupe(dir, "run '" + example + "' run.name=single " + settings).code, 0);
   auto clustered = run_with_workers(dir, "cluster", settings, "");
   ASSERT_EQ(clustered.code, 0) << clustered.log << slurp(dir / "cluster-gen-a.txt");
@@ -424,6 +429,17 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
   for (const auto& e : s.events())
     if (e.kind == "lost") events += e.message + "\n";
   EXPECT_NE(events.find("(worker gen-b) lost"), std::string::npos) << events;
+
+  // gen-a also holds trainer rank 1: the ranks' collective fails and the run stops with
+  // what to do, at its last checkpoint.
+  auto rank_lost = run_with_workers(dir, "rank_lost", settings + " grpo.steps=12 grpo.checkpoint_every=3", "grpo 4/12",
+                                    "gen-a");
+  EXPECT_EQ(rank_lost.code, 1) << rank_lost.log;
+  EXPECT_NE(rank_lost.log.find("data-parallel training failed"), std::string::npos) << rank_lost.log;
+  EXPECT_NE(rank_lost.log.find("troupe run --resume"), std::string::npos) << rank_lost.log;
+  auto r = run_store::open(dir / "runs/rank_lost/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(r.info().status, "failed");
+  EXPECT_GE(r.checkpoints().size(), 2u);
 }
 
 TEST(cli, grpo_trains_a_hugging_face_policy_named_by_policy_path) {
