@@ -368,17 +368,16 @@ struct cluster_run {
   std::string log;
 };
 
-cluster_run run_with_workers(const testing::temp_dir& dir, const std::string& name, const std::string& extra,
-                             const std::string& kill_after, const std::string& victim = "gen-b") {
-  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic_cluster.yaml";
-  const std::string port = std::to_string(free_tcp_port());  // parallel tests must not collide
+// `run` is what follows `troupe run`; the head listens on `port`.
+cluster_run run_with_workers(const testing::temp_dir& dir, const std::string& name, const std::string& run,
+                             const std::string& port, const std::string& kill_after = "",
+                             const std::string& victim = "gen-b") {
   const std::string bin = TROUPE_BINARY;
   std::string cmd = "cd '" + dir.path().string() + "' && (";
   for (const std::string w : {"gen-a", "gen-b"})
     cmd += "'" + bin + "' worker --join 127.0.0.1:" + port + " --name " + w + " --timeout 120 >" + name + "-" + w +
            ".txt 2>&1 & " + (w == victim ? "victim=$!; " : "");
-  cmd += "'" + bin + "' run '" + example + "' run.name=" + name + " cluster.listen=127.0.0.1:" + port + " " +
-         extra + " >" + name + ".txt 2>&1 & pid=$!; ";
+  cmd += "'" + bin + "' run " + run + " >" + name + ".txt 2>&1 & pid=$!; ";
   if (!kill_after.empty())
     cmd += "until grep -qs '" + kill_after + "' " + name + ".txt || ! kill -0 $pid 2>/dev/null; do sleep 0.02; done; "
            "kill -KILL $victim; ";
@@ -402,7 +401,13 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
   EXPECT_NE(few.err.find("cluster.workers: 2 trainer ranks need at least as many rollouts per step"), std::string::npos)
     << few.err;
   ASSERT_EQ(troupe(dir, "run '" + example + "' run.name=single " + settings).code, 0);
-  auto clustered = run_with_workers(dir, "cluster", settings, "");
+  const std::string head = "'" + cluster_example + "' " + settings;
+  auto at = [](const std::string& name) {  // a port of its own: parallel tests must not collide
+    const auto port = std::to_string(free_tcp_port());
+    return std::make_pair(port, " run.name=" + name + " cluster.listen=127.0.0.1:" + port);
+  };
+  auto [port1, where1] = at("cluster");
+  auto clustered = run_with_workers(dir, "cluster", head + where1, port1);
   ASSERT_EQ(clustered.code, 0) << clustered.log << slurp(dir / "cluster-gen-a.txt");
   auto one = run_store::open(dir / "runs/single/store.sqlite", store_mode::read_only);
   auto many = run_store::open(dir / "runs/cluster/store.sqlite", store_mode::read_only);
@@ -420,7 +425,8 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
 
   // gen-b dies after step 2: its generator's and env host's requests go to gen-a, and
   // the run has every step.
-  auto lost = run_with_workers(dir, "lost", settings + " grpo.steps=12", "grpo 2/12");
+  auto [port2, where2] = at("lost");
+  auto lost = run_with_workers(dir, "lost", head + " grpo.steps=12" + where2, port2, "grpo 2/12");
   ASSERT_EQ(lost.code, 0) << lost.log;
   auto s = run_store::open(dir / "runs/lost/store.sqlite", store_mode::read_only);
   EXPECT_EQ(s.info().status, "finished");
@@ -432,14 +438,23 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
 
   // gen-a also holds trainer rank 1: the ranks' collective fails and the run stops with
   // what to do, at its last checkpoint.
-  auto rank_lost = run_with_workers(dir, "rank_lost", settings + " grpo.steps=12 grpo.checkpoint_every=3", "grpo 4/12",
-                                    "gen-a");
+  auto [port3, where3] = at("rank_lost");
+  auto rank_lost =
+    run_with_workers(dir, "rank_lost", head + " grpo.steps=12 grpo.checkpoint_every=3" + where3, port3, "grpo 4/12", "gen-a");
   EXPECT_EQ(rank_lost.code, 1) << rank_lost.log;
   EXPECT_NE(rank_lost.log.find("data-parallel training failed"), std::string::npos) << rank_lost.log;
   EXPECT_NE(rank_lost.log.find("troupe run --resume"), std::string::npos) << rank_lost.log;
+  {
+    auto r = run_store::open(dir / "runs/rank_lost/store.sqlite", store_mode::read_only);
+    EXPECT_EQ(r.info().status, "failed");
+    EXPECT_GE(r.checkpoints().size(), 2u);
+  }
+  // With the workers back (a replacement for gen-a), --resume finishes the run.
+  auto resumed = run_with_workers(dir, "resumed", "--resume runs/rank_lost", port3);
+  ASSERT_EQ(resumed.code, 0) << resumed.log;
   auto r = run_store::open(dir / "runs/rank_lost/store.sqlite", store_mode::read_only);
-  EXPECT_EQ(r.info().status, "failed");
-  EXPECT_GE(r.checkpoints().size(), 2u);
+  EXPECT_EQ(r.info().status, "finished");
+  EXPECT_EQ(r.metrics("train/loss").size(), 12u);
 }
 
 TEST(cli, grpo_trains_a_hugging_face_policy_named_by_policy_path) {
