@@ -2,6 +2,7 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/scoped_actor.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -125,6 +126,17 @@ int drive_experiment(new_run run, const experiment_config& cfg, std::optional<ch
 
   out << outcome.message << (outcome.message.empty() ? "" : "\n") << "run " << outcome.status << ": " << run.path
       << '\n';
+  if (!cfg.cluster.workers.empty()) {
+    // A head skips CAF's teardown, as `troupe worker` does: when workers disconnect while
+    // the middleman stops, CAF 0.17 can keep a reference to a detached actor that talked
+    // to them, and ~actor_system then waits for that actor forever (seen under load in
+    // the cluster cli test). Everything the run writes is closed by now: the store actor
+    // has finished, and the run lock goes with the process.
+    out.flush();
+    std::cout.flush();
+    std::cerr.flush();
+    std::_Exit(exit_code_for(outcome.status));
+  }
   return exit_code_for(outcome.status);
 }
 
