@@ -16,8 +16,9 @@ int free_tcp_port(const std::string& host) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = 0;
-  if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1)
-    throw input_error("'" + host + "' is not an IPv4 address");
+  // A host name (or an address of another family): a port free on every interface is
+  // free on that one too.
+  if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_ANY);
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw system_error(std::string("socket: ") + std::strerror(errno));
   socklen_t len = sizeof a;
