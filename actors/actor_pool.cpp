@@ -4,6 +4,7 @@
 
 #include "actors/env_host.hpp"
 #include "actors/message_types.hpp"
+#include "actors/store_actor.hpp"
 
 namespace troupe {
 
@@ -59,9 +60,7 @@ void member_set::lose(caf::event_based_actor* self, std::size_t m, const std::st
   std::replace(source.begin(), source.end(), ' ', '_');
   const auto message = describe(m) + " lost (" + reason + "); " + std::to_string(retries.size()) +
                        " unanswered request(s) go to the " + std::to_string(left) + " left";
-  if (store_)
-    self->request(store_, std::chrono::seconds(30), event_atom::value, event_row{wall_clock_now(), "lost", source, message})
-      .then([](bool) {}, [](caf::error&) {});
+  record_event(self, store_, event_row{wall_clock_now(), "lost", source, message});
   for (auto& r : retries) r();
 }
 

@@ -20,6 +20,7 @@
 #include "actors/cluster_tls.hpp"
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
+#include "actors/store_actor.hpp"
 #include "actors/torch_plugin.hpp"
 #include "core/error.hpp"
 #include "core/stop.hpp"
@@ -168,11 +169,6 @@ struct cluster_head::state {
 };
 
 namespace {
-
-void record_event(caf::event_based_actor* self, const caf::actor& store, event_row row) {
-  if (!store) return;
-  self->request(store, std::chrono::seconds(30), event_atom::value, std::move(row)).then([](bool) {}, [](caf::error&) {});
-}
 
 caf::behavior registry(caf::event_based_actor* self, std::shared_ptr<cluster_head::state> st) {
   self->set_down_handler([self, st](caf::down_msg& m) {

@@ -8,6 +8,7 @@
 #include "actors/atoms.hpp"
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
+#include "actors/store_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "core/error.hpp"
 
@@ -113,12 +114,10 @@ void replace_worker(host_actor* self, std::size_t slot, const caf::actor& stuck)
   self->unlink_from(stuck);
   self->send_exit(stuck, caf::exit_reason::kill);
   st.workers[slot] = spawn_worker(self);
-  if (st.opts.store)
-    self->request(st.opts.store, std::chrono::seconds(30), event_atom::value,
-                  event_row{wall_clock_now(), "replace", "env_host",
-                            "an episode of " + st.opts.env + " exceeded " + std::to_string(st.opts.episode_timeout.count()) +
-                              " ms; its worker was replaced"})
-      .then([](bool) {}, [](caf::error&) {});
+  record_event(self, st.opts.store,
+               event_row{wall_clock_now(), "replace", "env_host",
+                         "an episode of " + st.opts.env + " exceeded " + std::to_string(st.opts.episode_timeout.count()) +
+                           " ms; its worker was replaced"});
 }
 
 caf::behavior env_host(host_actor* self, env_host_options opts) {

@@ -27,15 +27,8 @@ using pool_actor = caf::stateful_actor<generator_pool_state>;
 bool send_over_link(pool_actor* self, std::size_t m, const weight_update& u) {
   auto& st = self->state;
   try {
-    if (!st.senders[m]) {
-      gloo_transport_options o;
-      o.host = st.links[m]->host;
-      o.port = st.links[m]->port;
-      o.rank = 0;
-      o.world_size = 2;
-      o.timeout_s = st.links[m]->timeout_s;
-      st.senders[m] = std::make_unique<gloo_weight_transport>(o);  // waits for the member's rank 1
-    }
+    if (!st.senders[m])  // waits for the member's rank 1
+      st.senders[m] = std::make_unique<gloo_weight_transport>(gloo_link_end(*st.links[m], 0));
     named_tensors weights;
     for (std::size_t i = 0; i < u.weights->names.size(); ++i) weights.insert(u.weights->names[i], u.weights->tensors[i]);
     st.senders[m]->send(u.version, weights);

@@ -19,15 +19,9 @@
 #include <vector>
 
 #include "actors/actor_pool.hpp"
+#include "actors/weight_sync.hpp"
 
 namespace troupe {
-
-// Where a remote generator's weight link meets: rank 0 (the pool) listens on host:port.
-struct weight_link {
-  std::string host = "127.0.0.1";
-  int port = 0;
-  double timeout_s = 120;
-};
 
 struct generator_member {
   pool_member member;

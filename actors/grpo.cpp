@@ -234,6 +234,13 @@ std::string link_host(const cluster_section& c) {
   return host;
 }
 
+// Trainer ranks in all: the head's rank 0 and those of cluster.workers.
+int trainer_world(const cluster_section& c) {
+  int world = 1;
+  for (const auto& w : c.workers) world += w.trainer_ranks;
+  return world;
+}
+
 // Env hosts: the local one, or those of cluster.workers behind a pool that hands a lost
 // worker's episodes to the others (actors/actor_pool.hpp).
 caf::actor grpo_run::place_env_hosts(const env_host_options& local) {
@@ -269,8 +276,7 @@ caf::actor grpo_run::place_generators(causal_lm local_copy) {
 // the first trainer message arrives.
 void grpo_run::place_trainer_ranks(trainer_actor_options& rank0) {
   if (!head_) return;
-  int world = 1;
-  for (const auto& w : cfg_.cluster.workers) world += w.trainer_ranks;
+  const int world = trainer_world(cfg_.cluster);
   if (world == 1) return;
   data_parallel_options dp;
   dp.world_size = world;
@@ -923,12 +929,9 @@ void validate_grpo(const experiment_config& cfg) {
   reward_combiner{cfg.reward};  // malformed reward.weights
   // Scale-out: the cluster section, and enough rows for every trainer rank.
   validate(cfg.cluster);
-  int world = 1;
+  const int world = trainer_world(cfg.cluster);
   bool links = false;
-  for (const auto& w : cfg.cluster.workers) {
-    world += w.trainer_ranks;
-    links |= w.generators > 0 || w.trainer_ranks > 0;
-  }
+  for (const auto& w : cfg.cluster.workers) links |= w.generators > 0 || w.trainer_ranks > 0;
   if (links) link_host(cfg.cluster);
   const auto rows = cfg.grpo.prompts_per_step * cfg.grpo.group_size;
   if (rows < world)

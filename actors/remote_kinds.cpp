@@ -49,13 +49,7 @@ caf::actor spawn_remote_generator(caf::actor_system& sys, const std::string& pay
   }
   auto policy = load_policy(cfg);
   return spawn_generator(sys, policy.model, policy.tok, 0, [link]() -> std::unique_ptr<weight_transport> {
-    gloo_transport_options o;
-    o.host = link.host;
-    o.port = link.port;
-    o.rank = 1;
-    o.world_size = 2;
-    o.timeout_s = link.timeout_s;
-    return std::make_unique<gloo_weight_transport>(o);
+    return std::make_unique<gloo_weight_transport>(gloo_link_end(link, 1));
   });
 }
 

@@ -17,6 +17,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/fwd.hpp>
 
 #include "actors/message_types.hpp"  // inspect() for the rows below
 #include "core/store.hpp"
@@ -24,5 +25,11 @@
 namespace troupe {
 
 caf::actor spawn_store_actor(caf::actor_system& sys, run_store store);
+
+// Records `row` through the store actor `store` (nothing when it is invalid), from
+// actor `self`, without waiting: a lost event must not stall the actor that saw it.
+// A request, not a send: the store's answer comes back as a response, never as an
+// ordinary message (a supervisor would forward that to its child).
+void record_event(caf::event_based_actor* self, const caf::actor& store, event_row row);
 
 }  // namespace troupe

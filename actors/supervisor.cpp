@@ -8,6 +8,7 @@
 #include "actors/atoms.hpp"
 #include "actors/errors.hpp"
 #include "actors/message_types.hpp"
+#include "actors/store_actor.hpp"
 
 namespace troupe {
 
@@ -25,12 +26,7 @@ struct supervisor_state {
 using supervisor_actor = caf::stateful_actor<supervisor_state>;
 
 void record(supervisor_actor* self, const std::string& kind, const std::string& message) {
-  if (!self->state.spec.store) return;
-  // A request, not a send: the store's answer must come back as a response, never as
-  // an ordinary message that the default handler would forward to the child.
-  self->request(self->state.spec.store, std::chrono::seconds(30), event_atom::value,
-                event_row{wall_clock_now(), kind, self->state.spec.name, message})
-    .then([](bool) {}, [](caf::error&) {});
+  record_event(self, self->state.spec.store, event_row{wall_clock_now(), kind, self->state.spec.name, message});
 }
 
 void start_child(supervisor_actor* self) {

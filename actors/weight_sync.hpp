@@ -11,10 +11,19 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace troupe {
 
 class weight_snapshot;  // actors/weight_snapshot.hpp
+
+// A two-rank link that carries weights to one generator on a cluster worker
+// (actors/generator_pool.hpp): rank 0, the sender, listens on host:port.
+struct weight_link {
+  std::string host = "127.0.0.1";
+  int port = 0;
+  double timeout_s = 120;
+};
 
 struct weight_update {
   std::int64_t version = 0;

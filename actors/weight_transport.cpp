@@ -178,6 +178,16 @@ struct gloo_weight_transport::impl {
   }
 };
 
+gloo_transport_options gloo_link_end(const weight_link& link, int rank) {
+  gloo_transport_options o;
+  o.host = link.host;
+  o.port = link.port;
+  o.rank = rank;
+  o.world_size = 2;
+  o.timeout_s = link.timeout_s;
+  return o;
+}
+
 gloo_weight_transport::gloo_weight_transport(const gloo_transport_options& o) : options_(o) {
   const char* who = "weight transport (gloo)";
   if (o.bucket_bytes < 1) throw input_error(std::string(who) + ": bucket_bytes must be at least 1");

@@ -82,6 +82,9 @@ struct gloo_transport_options {
 // scales, and for staging device tensors, are kept from one update to the next. On a
 // receiver, CPU contiguous tensors are filled in place (FP8 ones decoded straight into
 // them).
+// The options of one end of a weight link: rank 0 sends, rank 1 receives.
+gloo_transport_options gloo_link_end(const weight_link& link, int rank);
+
 class gloo_weight_transport : public weight_transport {
  public:
   explicit gloo_weight_transport(const gloo_transport_options& options);

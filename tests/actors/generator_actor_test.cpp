@@ -134,13 +134,7 @@ TEST(generator_pool, sends_weights_over_a_link_to_remote_members) {
   link.port = free_tcp_port();
   link.timeout_s = 30;
   auto remote = spawn_generator(sys, load_pretrained(model_dir), tok, 0, [link]() -> std::unique_ptr<weight_transport> {
-    gloo_transport_options o;
-    o.host = link.host;
-    o.port = link.port;
-    o.rank = 1;
-    o.world_size = 2;
-    o.timeout_s = link.timeout_s;
-    return std::make_unique<gloo_weight_transport>(o);
+    return std::make_unique<gloo_weight_transport>(gloo_link_end(link, 1));
   });
   auto local = spawn_generator(sys, load_pretrained(model_dir), tok, 0);
   auto pool = spawn_generator_pool(sys, {{{{local, "local"}, {}}, {{remote, "w1"}, link}}, {}});
