@@ -164,6 +164,10 @@ void validate_dpo(const experiment_config& cfg) {
   validate_offline(cfg);
   if (cfg.data.packing)
     throw input_error("data.packing: the dpo experiment pads each chosen / rejected row; set data.packing: false");
+  if (cfg.trainer.microbatch_tokens > 0)
+    throw input_error("trainer.microbatch_tokens: dpo keeps each chosen / rejected pair in one microbatch, which "
+                      "sorting rows by length would break; set it to 0 and size microbatches with "
+                      "trainer.microbatch_size (pairs)");
   try {
     cfg.dpo.loss.validate();
   } catch (const input_error& e) {

@@ -7,6 +7,10 @@ trained (response) tokens per second of wall time and per CPU-second of the proc
 By default AdamW is PyTorch's default for CPU tensors (a per-tensor loop) and the
 lm_head runs over every position; --optimizer fused --logits response is the update as
 transformers' Trainer and TRL's GRPO would run it (fused AdamW, logits_to_keep).
+--lengths varied gives row i a response of 16 + (61 i mod 81) tokens, right-padded to the
+batch's longest row as TRL pads a batch of completions; --microbatch-tokens N instead
+sorts the rows by length and fills microbatches up to N padded tokens, each cut to its
+longest row (what troupe's trainer.microbatch_tokens does), for comparison.
     python bench/grpo_update_pytorch.py --model DIR --batch 8 --seq 128 --prompt 32 --microbatch 4
 """
 import argparse
@@ -28,6 +32,8 @@ ap.add_argument("--optimizer", choices=["default", "fused"], default="default",
 ap.add_argument("--logits", choices=["all", "response"], default="all",
                 help="the lm_head over every position, or only over the positions that predict response "
                      "tokens (logits_to_keep, as TRL's GRPO does; every row here has the same prompt length)")
+ap.add_argument("--lengths", choices=["equal", "varied"], default="equal")
+ap.add_argument("--microbatch-tokens", type=int, default=0)
 a = ap.parse_args()
 model = tf.AutoModelForCausalLM.from_pretrained(a.model, dtype=torch.float32)
 model.train()
@@ -39,7 +45,29 @@ ids = torch.randint(0, model.config.vocab_size, (a.batch, a.seq), generator=g)
 attn = torch.ones_like(ids)
 mask = torch.zeros(a.batch, a.seq)
 mask[:, a.prompt:] = 1
+if a.lengths == "varied":
+    for i in range(a.batch):
+        n = min(a.seq, a.prompt + 16 + (61 * i) % 81)
+        ids[i, n:] = 0
+        attn[i, n:] = 0
+        mask[i, n:] = 0
+    longest = int(attn.sum(1).max())
+    ids, attn, mask = ids[:, :longest], attn[:, :longest], mask[:, :longest]
 adv = torch.randn(a.batch, generator=g)
+
+# The microbatches as (row indices, length): in order and padded to the batch's longest
+# row, or sorted longest first into a token budget, each cut to its longest row.
+lengths = attn.sum(1)
+if a.microbatch_tokens > 0:
+    order = sorted(range(a.batch), key=lambda i: -int(lengths[i]))
+    plan, i = [], 0
+    while i < a.batch:
+        n = int(lengths[order[i]])
+        k = max(a.microbatch_tokens // n, 1)
+        plan.append((torch.tensor(order[i:i + k]), n))
+        i += k
+else:
+    plan = [(torch.arange(i, min(i + a.microbatch, a.batch)), ids.shape[1]) for i in range(0, a.batch, a.microbatch)]
 
 
 def token_logprobs(mb_ids, mb_attn):  # (b, T): lp[:, t] = log p(ids[:, t] | ids[:, :t]); 0 where not computed
@@ -52,8 +80,9 @@ def token_logprobs(mb_ids, mb_attn):  # (b, T): lp[:, t] = log p(ids[:, t] | ids
 
 
 with torch.no_grad():
-    old = torch.cat([token_logprobs(ids[i:i + a.microbatch], attn[i:i + a.microbatch])
-                     for i in range(0, a.batch, a.microbatch)])
+    old = torch.zeros(ids.shape)
+    for rows, n in plan:
+        old[rows, :n] = token_logprobs(ids[rows, :n], attn[rows, :n])
 tokens = mask.sum()
 eps = 0.2
 
@@ -61,13 +90,12 @@ eps = 0.2
 def step():
     opt.zero_grad(set_to_none=True)
     total = 0.0
-    for i in range(0, a.batch, a.microbatch):
-        sl = slice(i, i + a.microbatch)
-        lp = token_logprobs(ids[sl], attn[sl])
-        r = torch.exp(lp - old[sl])
-        A = adv[sl, None]
+    for rows, n in plan:
+        lp = token_logprobs(ids[rows, :n], attn[rows, :n])
+        r = torch.exp(lp - old[rows, :n])
+        A = adv[rows, None]
         l = torch.maximum(-A * r, -A * r.clamp(1 - eps, 1 + eps))  # clipped PG, inline
-        loss = (l * mask[sl]).sum() / tokens
+        loss = (l * mask[rows, :n]).sum() / tokens
         loss.backward()
         total += loss.item()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -82,7 +110,9 @@ for _ in range(a.repeats):
     loss = step()
     best_cpu = min(best_cpu, time.process_time() - c0)
     best = min(best, time.perf_counter() - t0)
-n = a.batch * (a.seq - a.prompt)
+n = float(tokens)
 print(f"pytorch {torch.__version__} transformers {tf.__version__} batch={a.batch} seq={a.seq} prompt={a.prompt} "
-      f"microbatch={a.microbatch} optimizer={a.optimizer} logits={a.logits} threads={torch.get_num_threads()}: {n / best:.1f} trained tokens/s "
-      f"(best of {a.repeats}: {best:.3f} s/step; {n / best_cpu:.1f} tokens per CPU-second; loss {loss:.6f})")
+      f"microbatch={a.microbatch} microbatch_tokens={a.microbatch_tokens} lengths={a.lengths} optimizer={a.optimizer} "
+      f"logits={a.logits} threads={torch.get_num_threads()}: {n / best:.1f} trained tokens/s "
+      f"(best of {a.repeats}: {best:.3f} s/step; {n / best_cpu:.1f} tokens per CPU-second; loss {loss:.6f}; "
+      f"{n:.0f} tokens trained)")

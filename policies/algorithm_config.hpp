@@ -151,6 +151,10 @@ struct trainer_section {
   double eps = 1e-8;
   double max_grad_norm = 1.0;          // 0: no clipping (the norm is still reported)
   std::int64_t microbatch_size = 4;
+  // > 0: dynamic batching (NeMo RL's dynamic_batching.train_mb_tokens): rows sorted by
+  // length fill microbatches of at most this many padded tokens; microbatch_size is then
+  // not used. 0: microbatch_size rows at a time, in the batch's order.
+  std::int64_t microbatch_tokens = 0;
   std::string lr_schedule = "constant";  // constant | linear_warmup | cosine
   std::int64_t warmup_steps = 0;
   std::int64_t total_steps = 0;        // 0: unknown; cosine needs it
@@ -168,6 +172,10 @@ struct trainer_section {
             at_least(0.0));
     v.field("microbatch_size", microbatch_size, "sequences per forward/backward pass (gradients accumulate)",
             at_least<std::int64_t>(1));
+    v.field("microbatch_tokens", microbatch_tokens,
+            "dynamic batching: sort rows by length and fill each microbatch up to this many tokens (rows x its "
+            "longest row; a longer row goes alone); 0 = microbatch_size rows in order",
+            at_least<std::int64_t>(0));
     v.field("lr_schedule", lr_schedule, "learning-rate schedule", one_of{"constant", "linear_warmup", "cosine"});
     v.field("warmup_steps", warmup_steps, "linear_warmup, cosine: steps of linear warmup from lr/warmup_steps to lr",
             at_least<std::int64_t>(0));

@@ -38,11 +38,9 @@ train_batch to_device(const train_batch& b, const torch::Device& device) {
   return out;
 }
 
-// The microbatch of rows [begin, end), cut to its longest sequence (right padding
-// makes the cut-off columns padding only).
-train_batch microbatch_of(const train_batch& b, std::int64_t begin, std::int64_t end) {
-  auto lengths = b.attention_mask.narrow(0, begin, end - begin).ne(0).sum(1);  // (m)
-  return b.slice(begin, end, std::max<std::int64_t>(lengths.max().item<std::int64_t>(), 1));
+// The microbatch of a span (right padding makes the cut-off columns padding only).
+train_batch microbatch_of(const microbatch_plan& plan, const microbatch_span& span) {
+  return plan.ordered.slice(span.begin, span.end, span.length);
 }
 
 torch::Tensor generator_state(at::Generator& g) {
@@ -113,6 +111,54 @@ train_batch train_batch::slice(std::int64_t begin, std::int64_t end, std::int64_
   for (const auto& [k, v] : per_sequence) out.per_sequence[k] = v.narrow(0, begin, n);
   for (const auto& [k, v] : per_token) out.per_token[k] = v.narrow(0, begin, n).narrow(1, 0, L);
   return out;
+}
+
+train_batch train_batch::rows(const torch::Tensor& index) const {
+  train_batch out;
+  out.input_ids = input_ids.index_select(0, index);
+  out.attention_mask = attention_mask.index_select(0, index);
+  out.response_mask = response_mask.index_select(0, index);
+  for (const auto& [k, v] : per_sequence) out.per_sequence[k] = v.index_select(0, index);
+  for (const auto& [k, v] : per_token) out.per_token[k] = v.index_select(0, index);
+  return out;
+}
+
+std::int64_t microbatch_plan::computed_tokens() const {
+  std::int64_t n = 0;
+  for (const auto& s : spans) n += (s.end - s.begin) * s.length;
+  return n;
+}
+
+microbatch_plan plan_microbatches(const train_batch& batch, std::int64_t microbatch_size,
+                                  std::int64_t microbatch_tokens) {
+  if (microbatch_size < 1 || microbatch_tokens < 0)
+    throw std::logic_error("plan_microbatches: microbatch_size must be >= 1 and microbatch_tokens >= 0");
+  const auto B = batch.size();
+  // Row lengths (B): right padding makes the count of real tokens the length.
+  auto lengths = batch.attention_mask.ne(0).sum(1).clamp_min(1).to(torch::kInt64).contiguous();
+  microbatch_plan plan;
+  if (microbatch_tokens == 0) {
+    plan.ordered = batch;
+    const auto* len = lengths.data_ptr<std::int64_t>();
+    for (std::int64_t begin = 0; begin < B; begin += microbatch_size) {
+      const auto end = std::min(B, begin + microbatch_size);
+      plan.spans.push_back({begin, end, *std::max_element(len + begin, len + end)});
+    }
+    return plan;
+  }
+  // Longest first, stable: deterministic, and each span's first row is its longest.
+  plan.order = std::get<1>(lengths.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true)).contiguous();
+  plan.ordered = batch.rows(plan.order);
+  auto sorted = lengths.index_select(0, plan.order).contiguous();
+  const auto* len = sorted.data_ptr<std::int64_t>();
+  for (std::int64_t begin = 0; begin < B;) {
+    const auto L = len[begin];
+    const auto fit = std::max<std::int64_t>(microbatch_tokens / L, 1);  // rows of length <= L within the budget
+    const auto end = std::min(B, begin + fit);
+    plan.spans.push_back({begin, end, L});
+    begin = end;
+  }
+  return plan;
 }
 
 const torch::Tensor& train_batch::extra(const std::string& name) const {
@@ -211,10 +257,10 @@ topk_logprobs teacher_topk(causal_lm& teacher, const train_batch& batch, std::in
   topk_logprobs out;
   out.values = torch::zeros({B, T, k}, dtype);
   out.indices = torch::zeros({B, T, k}, torch::kInt64);
-  const auto m = microbatch_size > 0 ? microbatch_size : B;
-  for (std::int64_t begin = 0; begin < B; begin += m) {
-    const auto end = std::min(B, begin + m);
-    auto mb = to_device(microbatch_of(batch, begin, end), device);
+  const auto plan = plan_microbatches(batch, microbatch_size > 0 ? microbatch_size : std::max<std::int64_t>(B, 1), 0);
+  for (const auto& span : plan.spans) {
+    const auto begin = span.begin, end = span.end;
+    auto mb = to_device(microbatch_of(plan, span), device);
     const auto L = mb.length();
     if (L < 2) continue;
     auto target = mb.response_mask.ne(0);  // (m, L)
@@ -294,9 +340,11 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
   double loss_sum = 0;
   std::int64_t microbatches = 0;
   const auto device = policy_->device();
-  for (std::int64_t begin = 0; begin < batch.size() && finite; begin += cfg_.microbatch_size) {
-    const auto end = std::min(batch.size(), begin + cfg_.microbatch_size);
-    auto mb = to_device(microbatch_of(batch, begin, end), device);
+  const auto plan = plan_microbatches(batch, cfg_.microbatch_size, cfg_.microbatch_tokens);
+  auto computed_tokens = static_cast<double>(plan.computed_tokens());
+  auto real_tokens = batch.attention_mask.ne(0).sum().item<double>();
+  for (const auto& span : plan.spans) {
+    auto mb = to_device(microbatch_of(plan, span), device);
     auto out = loss(policy_, mb, norms);
     if (!out.loss.defined() || out.loss.numel() != 1)
       throw std::logic_error("train_step: the loss function returned no scalar loss");
@@ -316,7 +364,7 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
     // parameter had one on some rank, the NaN/inf flag, the loss sum and microbatches.
     torch::NoGradGuard no_grad;
     const auto P = static_cast<std::int64_t>(params_.size());
-    std::vector<double> flags_in(static_cast<std::size_t>(P + 3), 0.0);  // P had-grad flags, then three scalars
+    std::vector<double> flags_in(static_cast<std::size_t>(P + 5), 0.0);  // P had-grad flags, then five scalars
     std::vector<torch::Tensor> sums;
     for (std::int64_t i = 0; i < P; ++i) {
       auto& p = params_[static_cast<std::size_t>(i)];
@@ -330,6 +378,8 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
     flags_in[static_cast<std::size_t>(P)] = finite ? 0.0 : 1.0;
     flags_in[static_cast<std::size_t>(P + 1)] = finite ? loss_sum : 0.0;
     flags_in[static_cast<std::size_t>(P + 2)] = static_cast<double>(microbatches);
+    flags_in[static_cast<std::size_t>(P + 3)] = computed_tokens;
+    flags_in[static_cast<std::size_t>(P + 4)] = real_tokens;
     sums.push_back(torch::tensor(flags_in, torch::kFloat64));
     group_->all_reduce_sum(sums, "gradients");
     const auto flags = sums.back().contiguous();
@@ -341,6 +391,8 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
     finite = f[P] == 0;
     loss_sum = f[P + 1];
     microbatches = static_cast<std::int64_t>(f[P + 2]);
+    computed_tokens = f[P + 3];
+    real_tokens = f[P + 4];
     loss_metrics merged;
     for (const auto& text : group_->all_gather(metrics.encode(), "loss metrics")) merged.add(loss_metrics::decode(text));
     metrics = merged;
@@ -389,6 +441,7 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
   r.metrics["train/tokens"] = norms.tokens;
   r.metrics["train/sequences"] = norms.sequences;
   r.metrics["train/microbatches"] = static_cast<double>(microbatches);
+  r.metrics["train/padding_fraction"] = computed_tokens > 0 ? 1.0 - real_tokens / computed_tokens : 0.0;
   r.metrics["train/skipped"] = r.skipped ? 1.0 : 0.0;
   r.metrics["train/skipped_steps"] = static_cast<double>(skipped_steps_);
   if (consecutive_nonfinite_ >= cfg_.max_consecutive_nonfinite)
@@ -408,15 +461,21 @@ torch::Tensor trainer::logprobs_microbatched(causal_lm& model, const train_batch
   const auto dtype = model->dtype() == torch::kFloat64 ? torch::kFloat64 : torch::kFloat32;
   auto out = torch::zeros({B, T}, dtype);  // (B, T)
   if (entropy != nullptr) *entropy = torch::zeros({B, T}, dtype);
-  for (std::int64_t begin = 0; begin < B; begin += cfg_.microbatch_size) {
-    const auto end = std::min(B, begin + cfg_.microbatch_size);
-    auto mb = microbatch_of(batch, begin, end);
+  // Filled in the plan's row order, then put back in the batch's.
+  const auto plan = plan_microbatches(batch, cfg_.microbatch_size, cfg_.microbatch_tokens);
+  for (const auto& span : plan.spans) {
+    const auto begin = span.begin, end = span.end;
+    auto mb = microbatch_of(plan, span);
     auto seg = mb.per_token.find("segment_ids");
     torch::Tensor ent;
     auto lp = token_logprobs(model, mb.input_ids, mb.attention_mask, mb.response_mask, temperature,
                              seg == mb.per_token.end() ? torch::Tensor() : seg->second, entropy ? &ent : nullptr);
     out.narrow(0, begin, end - begin).narrow(1, 0, mb.length()).copy_(lp.cpu());
     if (entropy != nullptr) entropy->narrow(0, begin, end - begin).narrow(1, 0, mb.length()).copy_(ent.cpu());
+  }
+  if (plan.order.defined()) {
+    out = torch::empty_like(out).index_copy_(0, plan.order, out);
+    if (entropy != nullptr) *entropy = torch::empty_like(*entropy).index_copy_(0, plan.order, *entropy);
   }
   return out;
 }

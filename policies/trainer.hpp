@@ -5,7 +5,8 @@
 //   1. checks the batch and computes the global normalizers over all of it
 //      (global_totals: valid response tokens, sequences with a response token);
 //   2. sets the learning rate of this step from the schedule (scheduled_lr);
-//   3. for each microbatch of `microbatch_size` rows (trimmed to its longest
+//   3. for each microbatch (plan_microbatches: `microbatch_size` rows in order, or rows
+//      sorted by length up to `microbatch_tokens`; each trimmed to its longest
 //      sequence), calls loss(policy, microbatch, norms) and backward() on the loss it
 //      returns: gradients accumulate, nothing is rescaled;
 //   4. computes the global gradient norm, clips it to max_grad_norm, steps AdamW.
@@ -79,6 +80,8 @@ struct train_batch {
   // Rows [begin, end) with every tensor, the per_token ones cut to the first `length`
   // positions (-1: all). Views, no copies.
   train_batch slice(std::int64_t begin, std::int64_t end, std::int64_t length = -1) const;
+  // The rows `index` (n) int64 names, in its order, with every tensor (copies).
+  train_batch rows(const torch::Tensor& index) const;
 
   // The tensor named `name` in per_sequence or per_token; input_error naming it and the
   // names present when it is missing.
@@ -94,6 +97,26 @@ struct train_batch {
 // sequences = rows with at least one response token, rows = all rows. (Of this batch
 // only: a data-parallel trainer sums them over its ranks.)
 batch_totals global_totals(const train_batch& batch);
+
+// How a batch is cut into microbatches: `ordered` is the batch with its rows in the
+// order they run, and each span is rows [begin, end) of it, cut to `length` positions
+// (its longest row). With microbatch_tokens = 0 the rows keep their order and every span
+// but the last has microbatch_size rows. With microbatch_tokens > 0 the rows are sorted
+// by length, longest first (ties keep their order), and a span takes rows while
+// rows x its first row's length stays within the budget; a row longer than the budget
+// forms a span alone. The losses normalize by the global batch, so the plan changes
+// which padding is computed, not the update (up to summation order).
+struct microbatch_span {
+  std::int64_t begin = 0, end = 0, length = 0;
+};
+struct microbatch_plan {
+  train_batch ordered;
+  torch::Tensor order;  // (B) int64: row i of `ordered` is row order[i] of the batch; undefined when in order
+  std::vector<microbatch_span> spans;
+  std::int64_t computed_tokens() const;  // sum over spans of rows x length: what the forward passes cover
+};
+microbatch_plan plan_microbatches(const train_batch& batch, std::int64_t microbatch_size,
+                                  std::int64_t microbatch_tokens);
 
 // loss(policy, microbatch, global) returns a loss_result (policies/losses.hpp):
 //   loss     () scalar with grad: this microbatch's share of the global loss (divided
@@ -141,7 +164,9 @@ struct train_step_result {
   // own (which win on a clash): "train/loss" (sum of microbatch losses; absent when not
   // finite), "train/grad_norm" (global, before clipping; absent when not computed or not
   // finite), "train/lr", "train/tokens", "train/sequences", "train/microbatches",
-  // "train/skipped" (0/1), "train/skipped_steps" (all so far).
+  // "train/padding_fraction" (of the positions the forward passes covered, the share that
+  // was padding: what trainer.microbatch_tokens saves), "train/skipped" (0/1),
+  // "train/skipped_steps" (all so far).
   std::map<std::string, double> metrics;
 };
 

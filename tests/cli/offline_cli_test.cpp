@@ -101,6 +101,9 @@ TEST(offline_cli, a_bad_data_line_is_named_by_file_and_line_before_a_run_exists)
   r = troupe(dir, "run '" + examples_dir + "dpo_arithmetic.yaml' data.packing=true" + tiny);
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("data.packing"), std::string::npos) << r.err;
+  r = troupe(dir, "run '" + examples_dir + "dpo_arithmetic.yaml' trainer.microbatch_tokens=256" + tiny);
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("trainer.microbatch_tokens: dpo keeps each chosen / rejected pair"), std::string::npos) << r.err;
   r = troupe(dir, "run '" + examples_dir + "dpo_arithmetic.yaml' dpo.loss.preference_loss=hinge" + tiny);
   EXPECT_EQ(r.code, 2) << r.err;
   EXPECT_NE(r.err.find("dpo.loss.preference_loss"), std::string::npos) << r.err;

@@ -4,6 +4,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -124,6 +125,86 @@ TEST(trainer, microbatched_gradients_equal_full_batch_gradients_in_fp64) {
   }
   EXPECT_EQ(full.metrics.at("train/tokens"), 3 + 12 + 6 + 7 + 5 + 10 + 0 + 10);
   EXPECT_EQ(full.metrics.at("train/sequences"), 7);
+}
+
+// Dynamic batching, worked by hand on make_batch's lengths {5, 16, 9, 12, 7, 16, 3, 11}:
+// longest first (ties in batch order) rows 1, 5, 3, 7, 2, 4, 0, 6; a budget of 32 tokens
+// takes 2 rows of 16, 2 of 12 (24), 3 of 9 (27), then the last row alone.
+TEST(trainer, dynamic_batching_sorts_rows_by_length_and_fills_a_token_budget) {
+  auto batch = make_batch();
+  auto plan = plan_microbatches(batch, 4, 32);
+  ASSERT_TRUE(plan.order.defined());
+  EXPECT_TRUE(torch::equal(plan.order, torch::tensor({1, 5, 3, 7, 2, 4, 0, 6}, torch::kInt64)));
+  ASSERT_EQ(plan.spans.size(), 4u);
+  const std::vector<std::array<std::int64_t, 3>> want = {{0, 2, 16}, {2, 4, 12}, {4, 7, 9}, {7, 8, 3}};
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(plan.spans[i].begin, want[i][0]) << i;
+    EXPECT_EQ(plan.spans[i].end, want[i][1]) << i;
+    EXPECT_EQ(plan.spans[i].length, want[i][2]) << i;
+  }
+  EXPECT_EQ(plan.computed_tokens(), 32 + 24 + 27 + 3);
+  // The rows travel with everything that belongs to them.
+  EXPECT_TRUE(torch::equal(plan.ordered.input_ids[2], batch.input_ids[3]));
+  EXPECT_TRUE(torch::equal(plan.ordered.extra("advantages")[7], batch.extra("advantages")[6]));
+
+  // In order, 4 rows at a time: each microbatch cut to its longest row (16 and 16).
+  auto in_order = plan_microbatches(batch, 4, 0);
+  EXPECT_FALSE(in_order.order.defined());
+  ASSERT_EQ(in_order.spans.size(), 2u);
+  EXPECT_EQ(in_order.computed_tokens(), 128);
+  // A row longer than the budget goes alone instead of failing.
+  auto tight = plan_microbatches(batch, 4, 10);
+  // (16, 16, 12, 11, 9 and 7 one each, then 5 and 3 together.)
+  ASSERT_EQ(tight.spans.size(), 7u);
+  EXPECT_EQ(tight.spans.front().end - tight.spans.front().begin, 1);
+  EXPECT_EQ(tight.spans.back().begin, 6);
+  EXPECT_EQ(tight.spans.back().length, 5);
+}
+
+// Sorting rows changes which padding is computed, not the update: gradients, loss and
+// the scored logprobs (put back in batch order) equal the full batch's.
+TEST(trainer, dynamic_batching_gives_the_full_batch_update_and_logprobs_in_batch_order) {
+  auto batch = make_batch();
+  clipped_pg_config pg;
+  pg.reference_policy_kl_penalty = 0.1;
+  std::map<std::string, torch::Tensor> full_grads;
+  std::map<std::string, double> full_metrics;
+  torch::Tensor full_lp;
+  for (std::int64_t budget : {0, 32, 20}) {
+    auto s = section(8);
+    s.microbatch_tokens = budget;
+    trainer t(tiny_model(torch::kFloat64), s);
+    auto b = batch;
+    b.per_token["ref_logprobs"] = t.reference_logprobs(b);
+    b.per_token["old_logprobs"] = t.policy_logprobs(b);
+    auto loss = [&](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+      pg_inputs in;
+      in.lp = token_logprobs(policy, mb);
+      in.lp_old = mb.extra("old_logprobs");
+      in.lp_ref = mb.extra("ref_logprobs");
+      in.advantages = mb.extra("advantages");
+      in.mask = mb.response_mask.to(torch::kFloat64);
+      return clipped_pg_loss(pg, in, global);
+    };
+    auto r = t.train_step(b, loss);
+    if (budget == 0) {
+      full_grads = grads_of(t.policy());
+      full_metrics = r.metrics;
+      full_lp = b.per_token["old_logprobs"];
+      EXPECT_EQ(r.metrics.at("train/microbatches"), 1);
+      EXPECT_DOUBLE_EQ(r.metrics.at("train/padding_fraction"), 1.0 - 79.0 / 128.0);
+      EXPECT_GT(r.metrics.at("train/grad_norm"), 1e-3);  // not a vacuous comparison
+      continue;
+    }
+    EXPECT_GT(r.metrics.at("train/microbatches"), 1) << budget;
+    EXPECT_LT(r.metrics.at("train/padding_fraction"), full_metrics.at("train/padding_fraction")) << budget;
+    EXPECT_LT((b.per_token["old_logprobs"] - full_lp).abs().max().item<double>(), 1e-12) << budget;
+    // lp_old in the wrong rows would make the ratio differ from 1.
+    EXPECT_NEAR(r.metrics.at("train/probs_ratio"), 1.0, 1e-12) << budget;
+    EXPECT_LT(max_abs_diff(grads_of(t.policy()), full_grads), 1e-6) << budget;
+    for (const char* k : {"train/loss", "train/pg_loss", "train/kl_penalty", "train/approx_kl"})
+      EXPECT_NEAR(r.metrics.at(k), full_metrics.at(k), 1e-9) << k << " at budget " << budget;
+  }
 }
 
 // The GRPO update as the trainer actor will run it: lp_old and lp_ref scored before the
