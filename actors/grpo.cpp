@@ -116,6 +116,15 @@ class grpo_run {
   double success(const rollout& r) const;
   sample_request request_step(std::int64_t step);
   bool sync_point(std::int64_t step) const;
+  // What a step sampled, over every generation batch (dynamic sampling may draw more
+  // than it trains on).
+  struct sample_stats {
+    double rollouts = 0, reward = 0, correct = 0, failed = 0, new_tokens = 0;
+    void add(const grpo_run& run, const std::vector<rollout>& rs);
+  };
+  std::vector<rollout> keep_varied_groups(std::int64_t step, std::vector<rollout> first,
+                                          std::vector<sample_request>& rounds, sample_stats& sampled,
+                                          std::map<std::string, double>& m);
   void judge(std::vector<rollout>& rs);
   void score(std::vector<rollout>& rs);
   void publish_weights();
@@ -691,6 +700,67 @@ grpo_run::sample_request grpo_run::request_step(std::int64_t step) {
   return request_samples(std::move(tasks), g.group_size, g.temperature, 0x5a17 + static_cast<std::uint64_t>(step) * 7919);
 }
 
+void grpo_run::sample_stats::add(const grpo_run& run, const std::vector<rollout>& rs) {
+  for (const auto& r : rs) {
+    rollouts += 1;
+    reward += r.reward.total;
+    correct += run.success(r);
+    failed += r.episode.failed ? 1 : 0;
+    new_tokens += static_cast<double>(r.gen.tokens.size());
+  }
+}
+
+// Dynamic sampling: `first` (judged and scored) is offered to a dynamic_sampling_buffer;
+// while fewer than prompts_per_step groups with varied rewards are kept, another batch
+// of prompts_per_step prompts is sampled, judged and scored. The extra prompts come
+// from a range of the train split that the run's steps never reach (past steps x
+// prompts_per_step), and everything derives from the step, so a resumed run samples
+// the same. `rounds` keeps the extra requests alive: their rollouts point at their tasks.
+std::vector<rollout> grpo_run::keep_varied_groups(std::int64_t step, std::vector<rollout> first,
+                                                  std::vector<sample_request>& rounds, sample_stats& sampled,
+                                                  std::map<std::string, double>& m) {
+  const auto& g = cfg_.grpo;
+  const auto P = g.prompts_per_step, G = g.group_size;
+  dynamic_sampling_buffer buf(P, g.dynamic_sampling_max_gen_batches);
+  std::vector<rollout> kept;
+  double zero_variance = 0;
+  auto offer = [&](std::vector<rollout>& rs) {
+    std::vector<double> totals;
+    for (const auto& r : rs) totals.push_back(r.reward.total);
+    auto rewards = torch::tensor(totals, torch::kFloat64).view({static_cast<std::int64_t>(rs.size()) / G, G});
+    zero_variance += zero_variance_groups(rewards).sum().item<double>();
+    std::vector<std::int64_t> keep;
+    try {
+      keep = buf.offer(rewards);
+    } catch (const input_error& e) {
+      // "dynamic sampling: only ... raise dynamic_sampling_max_gen_batches, ...": name the keys.
+      std::string what = e.what();
+      if (what.rfind("dynamic sampling: ", 0) == 0) what = what.substr(18);
+      if (auto at = what.find("raise dynamic_sampling"); at != std::string::npos) what.insert(at + 6, "grpo.");
+      throw input_error("grpo.dynamic_sampling (GRPO step " + std::to_string(step) + "): " + what);
+    }
+    for (auto i : keep)
+      for (std::int64_t j = 0; j < G; ++j) kept.push_back(std::move(rs[static_cast<std::size_t>(i * G + j)]));
+  };
+  offer(first);
+  for (std::int64_t round = 1; !buf.full(); ++round) {
+    std::vector<task> tasks;
+    const auto base = cursor_ + (g.steps + step * g.dynamic_sampling_max_gen_batches + round - 1) * P;
+    for (std::int64_t i = 0; i < P; ++i) tasks.push_back(tasks_->at(split::train, base + i));
+    rounds.push_back(request_samples(std::move(tasks), G, g.temperature,
+                                     0xd5a3 + static_cast<std::uint64_t>(step) * 7919 +
+                                         static_cast<std::uint64_t>(round) * 0x9e3779b9ULL));
+    auto more = collect(rounds.back());
+    judge(more);
+    score(more);
+    sampled.add(*this, more);
+    offer(more);
+  }
+  m["train/dynamic_sampling/gen_batches"] = static_cast<double>(buf.rounds());
+  m["train/dynamic_sampling/zero_variance_fraction"] = zero_variance / static_cast<double>(buf.groups_seen());
+  return kept;
+}
+
 std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   const auto& g = cfg_.grpo;
   const auto t0 = clock_type::now();
@@ -714,16 +784,17 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   t = clock_type::now();
   score(rs);
   const double reward_s = seconds_since(t);
+  sample_stats sampled;
+  sampled.add(*this, rs);
+  std::map<std::string, double> dynamic;
+  std::vector<sample_request> extra_rounds;  // outlives `rs`, which points at their tasks
+  t = clock_type::now();
+  if (g.dynamic_sampling) rs = keep_varied_groups(step, std::move(rs), extra_rounds, sampled, dynamic);
+  const double dynamic_s = seconds_since(t);
 
   // Advantages over each prompt's group (P, G).
   std::vector<double> totals;
-  double correct = 0, failed = 0, new_tokens = 0;
-  for (const auto& r : rs) {
-    totals.push_back(r.reward.total);
-    correct += success(r);
-    failed += r.episode.failed ? 1 : 0;
-    new_tokens += static_cast<double>(r.gen.tokens.size());
-  }
+  for (const auto& r : rs) totals.push_back(r.reward.total);
   auto rewards = torch::tensor(totals, torch::kFloat64).view({g.prompts_per_step, g.group_size});
   auto adv = compute_advantages(g.advantages, rewards).flatten().contiguous();
   rollout_batch batch;
@@ -781,18 +852,23 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
     for (const auto& v : r.verdicts) triggered[v.rail] += v.action == rail_action::allow ? 0.0 : 1.0;
   for (const auto& [rail, count] : triggered) m["rails/" + rail + "/trigger_rate"] = count / n;
   m["train/staleness_max"] = staleness_max;
-  m["train/reward_mean"] = rewards.mean().item<double>();
-  m["train/accuracy"] = correct / n;
-  m["train/failed_episodes"] = failed;
+  // Of everything sampled this step (with dynamic sampling, more than was trained on).
+  m["train/reward_mean"] = sampled.reward / sampled.rollouts;
+  m["train/accuracy"] = sampled.correct / sampled.rollouts;
+  m["train/failed_episodes"] = sampled.failed;
   if (mask_blocked) m["train/masked_rollouts"] = masked;
-  m["train/new_tokens_per_s"] = new_tokens / step_s;  // of step wall time, comparable sync vs async
+  m["train/new_tokens_per_s"] = sampled.new_tokens / step_s;  // of step wall time, comparable sync vs async
+  if (g.dynamic_sampling) {
+    m.insert(dynamic.begin(), dynamic.end());
+    m["time/dynamic_sampling_s"] = dynamic_s;
+  }
   m["time/step_s"] = step_s;
   m["time/generate_s"] = generate_s;
   m["time/env_s"] = env_s;
   m["time/reward_s"] = reward_s;
   m["time/train_s"] = train_s;
   m["time/sync_s"] = sync_s;
-  m["time/coordination_s"] = step_s - generate_s - env_s - reward_s - train_s - sync_s;
+  m["time/coordination_s"] = step_s - generate_s - env_s - reward_s - dynamic_s - train_s - sync_s;
   log(step, m);
   log_rollouts(step, rs);
   return m;
@@ -921,6 +997,9 @@ void validate_grpo(const experiment_config& cfg) {
       throw input_error(std::string("grpo.") + e.what());
     }
   };
+  if (cfg.grpo.dynamic_sampling && cfg.grpo.group_size < 2)
+    throw input_error("grpo.dynamic_sampling: a group of one sample never has varied rewards, so every group would be "
+                      "dropped; set grpo.group_size to 2 or more, or grpo.dynamic_sampling: false");
   under_grpo([&] { cfg.grpo.loss.validate(); });
   under_grpo([&] { cfg.grpo.advantages.validate(); });
   cfg.trainer.validate("trainer");

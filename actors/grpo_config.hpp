@@ -102,6 +102,12 @@ struct grpo_section {
   std::int64_t checkpoint_every = 20;      // steps between checkpoints (and at the end); 0: only at the end
   std::int64_t rollouts_logged = 4;        // rollouts stored per step
   double failure_reward = 0.0;             // the reward of a failed or blocked episode
+  // DAPO's dynamic sampling (NeMo RL's use_dynamic_sampling): groups whose rewards are
+  // all equal are dropped, and batches of prompts_per_step more prompts are sampled
+  // until prompts_per_step groups with varied rewards are kept, at most
+  // dynamic_sampling_max_gen_batches batches per step (the first included).
+  bool dynamic_sampling = false;
+  std::int64_t dynamic_sampling_max_gen_batches = 10;
   clipped_pg_config loss;
   advantage_config advantages;
 
@@ -124,6 +130,11 @@ struct grpo_section {
             at_least<std::int64_t>(0));
     v.field("rollouts_logged", rollouts_logged, "rollouts stored in the run store per step", at_least<std::int64_t>(0));
     v.field("failure_reward", failure_reward, "reward of an episode that failed or was blocked");
+    v.field("dynamic_sampling", dynamic_sampling,
+            "drop groups whose rewards are all equal and sample more prompts until prompts_per_step groups vary (DAPO)");
+    v.field("dynamic_sampling_max_gen_batches", dynamic_sampling_max_gen_batches,
+            "dynamic sampling: generation batches per step at most (the first included); the step fails past it",
+            in_range<std::int64_t>(1, 1000));
     v.field("loss", loss, "clipped policy-gradient loss (NeMo RL's option names)");
     v.field("advantages", advantages, "advantage estimator");
   }

@@ -122,7 +122,7 @@ std::vector<std::int64_t> dynamic_sampling_buffer::offer(const torch::Tensor& re
   if (!full() && max_rounds_ > 0 && rounds_ >= max_rounds_) {
     throw input_error("dynamic sampling: only " + std::to_string(kept_) + " of " + std::to_string(target_) +
                       " groups with varied rewards after " + std::to_string(rounds_) +
-                      " generation rounds; raise max_rounds (dynamic_sampling_max_gen_batches), lower the number "
+                      " generation rounds; raise dynamic_sampling_max_gen_batches, lower the number "
                       "of prompts per step, or use tasks whose rewards are not all-or-nothing");
   }
   return kept;

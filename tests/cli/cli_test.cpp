@@ -259,6 +259,52 @@ TEST(cli, grpo_runs_sft_then_grpo_through_the_actors_and_records_what_it_did) {
   EXPECT_NE(slurp(dir / "runs/g/plots.svg").find("eval/pass@1, eval/pass@k"), std::string::npos);
 }
 
+// DAPO's dynamic sampling: a weak policy's groups are often all wrong and alike; those
+// are dropped and more prompts sampled, so every group trained on (all are logged here)
+// has rewards that differ.
+TEST(cli, grpo_dynamic_sampling_trains_only_groups_whose_rewards_vary) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  const std::string small = "' sft.steps=20 grpo.steps=3 grpo.prompts_per_step=4 grpo.group_size=4 grpo.eval_prompts=8 "
+                            "grpo.rollouts_logged=16 grpo.dynamic_sampling=true ";
+  auto r = troupe(dir, "run '" + example + small + "grpo.dynamic_sampling_max_gen_batches=30 run.name=d");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto store = run_store::open(dir / "runs/d/store.sqlite", store_mode::read_only);
+  auto batches = store.metrics("train/dynamic_sampling/gen_batches");
+  auto zero = store.metrics("train/dynamic_sampling/zero_variance_fraction");
+  ASSERT_EQ(batches.size(), 3u);
+  ASSERT_EQ(zero.size(), 3u);
+  double most = 0, dropped = 0;
+  for (std::size_t i = 0; i < 3; ++i) {
+    most = std::max(most, batches[i].value);
+    dropped = std::max(dropped, zero[i].value);
+  }
+  EXPECT_GT(most, 1.0) << "some step needed more than one generation batch";
+  EXPECT_GT(dropped, 0.0);
+  auto rows = store.rollouts(1000);
+  ASSERT_EQ(rows.size(), 3u * 16u);
+  for (std::size_t k = 0; k < rows.size(); k += 4) {
+    double lo = rows[k].reward, hi = rows[k].reward;
+    for (std::size_t j = k; j < k + 4; ++j) {
+      EXPECT_EQ(rows[j].step, rows[k].step);
+      lo = std::min(lo, rows[j].reward);
+      hi = std::max(hi, rows[j].reward);
+    }
+    EXPECT_GT(hi, lo) << "group at row " << k << " (step " << rows[k].step << ") has no variance";
+  }
+
+  // Rewards that never vary: the step fails after the batches it may draw, saying how to fix it.
+  r = troupe(dir, "run '" + example + small + "'reward.weights=[correct:0.0]' grpo.dynamic_sampling_max_gen_batches=2 run.name=never");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE((r.out + r.err).find("after 2 generation rounds"), std::string::npos) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("raise grpo.dynamic_sampling_max_gen_batches"), std::string::npos) << r.out << r.err;
+  // A group of one never varies: refused before a run exists.
+  r = troupe(dir, "run '" + example + small + "grpo.group_size=1 run.name=one");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("grpo.dynamic_sampling: a group of one sample"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "runs/one"));
+}
+
 // Every metric but wall-clock timings, keyed by name, in step order.
 std::map<std::string, std::vector<std::pair<std::int64_t, double>>> numbers(const run_store& s) {
   std::map<std::string, std::vector<std::pair<std::int64_t, double>>> out;

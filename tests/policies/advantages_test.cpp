@@ -157,7 +157,7 @@ TEST(dynamic_sampling, says_how_to_fix_a_target_that_is_never_met) {
     buf.offer(groups({{0, 0}}));
     ADD_FAILURE() << "no error after max_rounds";
   } catch (const input_error& e) {
-    EXPECT_NE(std::string(e.what()).find("raise max_rounds"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("raise dynamic_sampling_max_gen_batches"), std::string::npos) << e.what();
   }
   EXPECT_THROW(dynamic_sampling_buffer(0), input_error);
 }
