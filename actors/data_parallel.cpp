@@ -1,5 +1,7 @@
 #include "actors/data_parallel.hpp"
 
+#include <algorithm>
+
 #include "core/error.hpp"
 
 namespace troupe {
@@ -41,9 +43,14 @@ void cut(const V& v, std::pair<std::size_t, std::size_t> range, V& out) {
     out.assign(v.begin() + static_cast<std::ptrdiff_t>(range.first), v.begin() + static_cast<std::ptrdiff_t>(range.second));
 }
 
-}  // namespace
+template <class V>
+void pick(const V& v, const std::vector<std::size_t>& rows, V& out) {
+  if (!v.empty())
+    for (auto r : rows) out.push_back(v[r]);
+}
 
-std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int world_size) {
+// Every per-row field has the batch's row count (versions and completion_masks may be empty).
+void check_rollout_batch(const rollout_batch& batch) {
   const std::size_t rows = batch.prompts.size();
   auto check = [&](std::size_t n, const char* name, bool may_be_empty) {
     if (n != rows && !(may_be_empty && n == 0))
@@ -55,8 +62,14 @@ std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int w
   check(batch.advantages.size(), "advantages", false);
   check(batch.versions.size(), "versions", true);
   check(batch.completion_masks.size(), "completion_masks", true);
+}
+
+}  // namespace
+
+std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int world_size) {
+  check_rollout_batch(batch);
   std::vector<rollout_batch> shards;
-  for (const auto& r : shard_ranges(rows, world_size, "rollout batch")) {
+  for (const auto& r : shard_ranges(batch.prompts.size(), world_size, "rollout batch")) {
     rollout_batch s;
     cut(batch.prompts, r, s.prompts);
     cut(batch.completions, r, s.completions);
@@ -64,6 +77,42 @@ std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int w
     cut(batch.advantages, r, s.advantages);
     cut(batch.versions, r, s.versions);
     cut(batch.completion_masks, r, s.completion_masks);
+    shards.push_back(std::move(s));
+  }
+  return shards;
+}
+
+std::vector<rollout_batch> shard_rollout_batch_by_tokens(const rollout_batch& batch, int world_size) {
+  check_rollout_batch(batch);
+  const std::size_t rows = batch.prompts.size();
+  shard_ranges(rows, world_size, "rollout batch");  // the same refusal of too few rows
+  const auto world = static_cast<std::size_t>(world_size);
+  std::vector<std::size_t> order(rows), tokens(rows);
+  for (std::size_t i = 0; i < rows; ++i) {
+    order[i] = i;
+    tokens[i] = batch.prompts[i].size() + batch.completions[i].size();
+  }
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return tokens[a] > tokens[b]; });
+  std::vector<std::vector<std::size_t>> owned(world);
+  std::vector<std::size_t> load(world, 0);
+  for (auto i : order) {
+    // An empty rank first (rows >= world, so each gets one), then the lightest.
+    const auto k = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    const auto empty = std::find_if(owned.begin(), owned.end(), [](const auto& o) { return o.empty(); });
+    const auto to = empty != owned.end() ? static_cast<std::size_t>(empty - owned.begin()) : k;
+    owned[to].push_back(i);
+    load[to] += tokens[i];
+  }
+  std::vector<rollout_batch> shards;
+  for (auto& rows_of : owned) {
+    std::sort(rows_of.begin(), rows_of.end());  // batch order within the shard
+    rollout_batch s;
+    pick(batch.prompts, rows_of, s.prompts);
+    pick(batch.completions, rows_of, s.completions);
+    pick(batch.gen_logprobs, rows_of, s.gen_logprobs);
+    pick(batch.advantages, rows_of, s.advantages);
+    pick(batch.versions, rows_of, s.versions);
+    pick(batch.completion_masks, rows_of, s.completion_masks);
     shards.push_back(std::move(s));
   }
   return shards;

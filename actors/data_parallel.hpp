@@ -60,6 +60,12 @@ struct data_parallel_options {
 // rows than ranks (a rank cannot train on nothing) or its per-row fields disagree in
 // length (empty versions / completion_masks stay empty in every shard).
 std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int world_size);
+// The same checks, but shards balanced by tokens (prompt + completion) for dynamic
+// batching (trainer.microbatch_tokens), where a rank's time follows its tokens: rows
+// taken longest first each go to the rank with the fewest tokens so far (the lowest
+// rank on a tie), and keep their batch order within a shard. Every rank gets at least
+// one row, and no two ranks' token sums differ by more than the longest row.
+std::vector<rollout_batch> shard_rollout_batch_by_tokens(const rollout_batch& batch, int world_size);
 // The same for the SFT warm start's batches.
 std::vector<sft_batch> shard_sft_batch(const sft_batch& batch, int world_size);
 

@@ -253,7 +253,10 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   // Every completion masked (all blocked): nothing to learn from, no update.
   auto m = masked == static_cast<double>(rs.size())
              ? std::map<std::string, double>{{"train/skipped", 1.0}}
-             : train_all<std::map<std::string, double>>(train_atom::value, std::move(batch), &shard_rollout_batch);
+             : train_all<std::map<std::string, double>>(
+                   train_atom::value, std::move(batch),
+                   // With dynamic batching a rank's time follows its tokens: balance them.
+                   cfg_.trainer.microbatch_tokens > 0 ? &shard_rollout_batch_by_tokens : &shard_rollout_batch);
   const double train_s = seconds_since(t);
   t = clock_type::now();
   publish_weights();
