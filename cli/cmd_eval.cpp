@@ -54,19 +54,21 @@ int cmd_eval(const args& a) {
   new_run run = create_run_dir(cfg.run, "eval", write_config(cfg));
   const std::string path = run.path;
   auto body = [&](experiment_context& ctx) { return entry->evaluate(ctx, checkpoint); };
-  // With --json, stdout carries the JSON object only; the progress goes to stderr.
-  const int code = drive_experiment(std::move(run), cfg, std::nullopt, body, json ? std::cerr : std::cout);
-  if (code != 0 || !json) return code;
-
-  auto store = run_store::open(path + "/" + store_file_name, store_mode::read_only);
-  nlohmann::json out = {{"checkpoint", checkpoint}, {"run", std::filesystem::absolute(path).string()}};
-  for (const auto& m : store.metrics())
-    if (m.name.rfind("eval/", 0) == 0) {
-      out[m.name.substr(5)] = m.value;
-      out["step"] = m.step;
-    }
-  std::cout << out.dump() << '\n';
-  return 0;
+  // With --json, stdout carries the JSON object only; the progress goes to stderr. It is
+  // printed inside drive_experiment's finish step, because a cluster head exits there.
+  auto print_json = [&](int code) {
+    if (code != 0 || !json) return code;
+    auto store = run_store::open(path + "/" + store_file_name, store_mode::read_only);
+    nlohmann::json out = {{"checkpoint", checkpoint}, {"run", std::filesystem::absolute(path).string()}};
+    for (const auto& m : store.metrics())
+      if (m.name.rfind("eval/", 0) == 0) {
+        out[m.name.substr(5)] = m.value;
+        out["step"] = m.step;
+      }
+    std::cout << out.dump() << '\n';
+    return 0;
+  };
+  return drive_experiment(std::move(run), cfg, std::nullopt, body, json ? std::cerr : std::cout, print_json);
 }
 
 }  // namespace troupe::cli

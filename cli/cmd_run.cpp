@@ -94,7 +94,8 @@ experiment_config resolve_config(const std::string& config_path, const std::vect
 }
 
 int drive_experiment(new_run run, const experiment_config& cfg, std::optional<checkpoint_row> resume,
-                     const std::function<experiment_outcome(experiment_context&)>& body, std::ostream& out) {
+                     const std::function<experiment_outcome(experiment_context&)>& body, std::ostream& out,
+                     const std::function<int(int)>& finish) {
   install_stop_handlers();
   caf::actor_system_config sys_cfg;
   configure_actor_system(sys_cfg, cfg.system);
@@ -126,6 +127,8 @@ int drive_experiment(new_run run, const experiment_config& cfg, std::optional<ch
 
   out << outcome.message << (outcome.message.empty() ? "" : "\n") << "run " << outcome.status << ": " << run.path
       << '\n';
+  int code = exit_code_for(outcome.status);
+  if (finish) code = finish(code);
   if (!cfg.cluster.workers.empty()) {
     // A head skips CAF's teardown, as `troupe worker` does: when workers disconnect while
     // the middleman stops, CAF 0.17 can keep a reference to a detached actor that talked
@@ -135,9 +138,9 @@ int drive_experiment(new_run run, const experiment_config& cfg, std::optional<ch
     out.flush();
     std::cout.flush();
     std::cerr.flush();
-    std::_Exit(exit_code_for(outcome.status));
+    std::_Exit(code);
   }
-  return exit_code_for(outcome.status);
+  return code;
 }
 
 int cmd_run(const args& a) {

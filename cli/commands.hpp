@@ -32,8 +32,11 @@ experiment_config resolve_config(const std::string& config_path, const std::vect
 // Starts the actor system and the store actor for `run`, calls `body`, records how it
 // ended (status, and an error event if it failed), prints it to `out` (which is also
 // the experiment's ctx.out); returns the exit code (0 finished, 130 stopped, 1 failed).
+// `finish`, when given, runs once the run's store is closed and returns the exit code
+// instead: a cluster head exits right after it, without returning (see cmd_run.cpp).
 int drive_experiment(new_run run, const experiment_config& cfg, std::optional<checkpoint_row> resume,
-                     const std::function<experiment_outcome(experiment_context&)>& body, std::ostream& out);
+                     const std::function<experiment_outcome(experiment_context&)>& body, std::ostream& out,
+                     const std::function<int(int)>& finish = {});
 int cmd_runs(const args& a);
 int cmd_version(const args& a);
 int cmd_envs(const args& a);
