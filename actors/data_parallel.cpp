@@ -38,15 +38,27 @@ std::vector<std::pair<std::size_t, std::size_t>> shard_ranges(std::size_t rows, 
 }
 
 template <class V>
-void cut(const V& v, std::pair<std::size_t, std::size_t> range, V& out) {
-  if (!v.empty())
-    out.assign(v.begin() + static_cast<std::ptrdiff_t>(range.first), v.begin() + static_cast<std::ptrdiff_t>(range.second));
-}
-
-template <class V>
 void pick(const V& v, const std::vector<std::size_t>& rows, V& out) {
   if (!v.empty())
     for (auto r : rows) out.push_back(v[r]);
+}
+
+std::vector<std::size_t> rows_of(std::pair<std::size_t, std::size_t> range) {
+  std::vector<std::size_t> rows;
+  for (auto r = range.first; r < range.second; ++r) rows.push_back(r);
+  return rows;
+}
+
+// The rows `rows` of every per-row field, in that order (empty fields stay empty).
+rollout_batch take_rows(const rollout_batch& batch, const std::vector<std::size_t>& rows) {
+  rollout_batch s;
+  pick(batch.prompts, rows, s.prompts);
+  pick(batch.completions, rows, s.completions);
+  pick(batch.gen_logprobs, rows, s.gen_logprobs);
+  pick(batch.advantages, rows, s.advantages);
+  pick(batch.versions, rows, s.versions);
+  pick(batch.completion_masks, rows, s.completion_masks);
+  return s;
 }
 
 // Every per-row field has the batch's row count (versions and completion_masks may be empty).
@@ -69,16 +81,8 @@ void check_rollout_batch(const rollout_batch& batch) {
 std::vector<rollout_batch> shard_rollout_batch(const rollout_batch& batch, int world_size) {
   check_rollout_batch(batch);
   std::vector<rollout_batch> shards;
-  for (const auto& r : shard_ranges(batch.prompts.size(), world_size, "rollout batch")) {
-    rollout_batch s;
-    cut(batch.prompts, r, s.prompts);
-    cut(batch.completions, r, s.completions);
-    cut(batch.gen_logprobs, r, s.gen_logprobs);
-    cut(batch.advantages, r, s.advantages);
-    cut(batch.versions, r, s.versions);
-    cut(batch.completion_masks, r, s.completion_masks);
-    shards.push_back(std::move(s));
-  }
+  for (const auto& r : shard_ranges(batch.prompts.size(), world_size, "rollout batch"))
+    shards.push_back(take_rows(batch, rows_of(r)));
   return shards;
 }
 
@@ -104,16 +108,9 @@ std::vector<rollout_batch> shard_rollout_batch_by_tokens(const rollout_batch& ba
     load[to] += tokens[i];
   }
   std::vector<rollout_batch> shards;
-  for (auto& rows_of : owned) {
-    std::sort(rows_of.begin(), rows_of.end());  // batch order within the shard
-    rollout_batch s;
-    pick(batch.prompts, rows_of, s.prompts);
-    pick(batch.completions, rows_of, s.completions);
-    pick(batch.gen_logprobs, rows_of, s.gen_logprobs);
-    pick(batch.advantages, rows_of, s.advantages);
-    pick(batch.versions, rows_of, s.versions);
-    pick(batch.completion_masks, rows_of, s.completion_masks);
-    shards.push_back(std::move(s));
+  for (auto& shard_rows : owned) {
+    std::sort(shard_rows.begin(), shard_rows.end());  // batch order within the shard
+    shards.push_back(take_rows(batch, shard_rows));
   }
   return shards;
 }
@@ -125,8 +122,8 @@ std::vector<sft_batch> shard_sft_batch(const sft_batch& batch, int world_size) {
   std::vector<sft_batch> shards;
   for (const auto& r : shard_ranges(batch.prompts.size(), world_size, "sft batch")) {
     sft_batch s;
-    cut(batch.prompts, r, s.prompts);
-    cut(batch.targets, r, s.targets);
+    pick(batch.prompts, rows_of(r), s.prompts);
+    pick(batch.targets, rows_of(r), s.targets);
     shards.push_back(std::move(s));
   }
   return shards;

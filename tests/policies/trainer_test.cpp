@@ -70,6 +70,20 @@ loss_result pg_loss(causal_lm& m, const train_batch& mb, const batch_totals& n) 
   return out;
 }
 
+// The GRPO loss as the trainer actor runs it: clipped_pg_loss over the microbatch's
+// old and reference logprobs (fp64 masks).
+loss_fn clipped_pg_with_kl(const clipped_pg_config& pg) {
+  return [pg](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
+    pg_inputs in;
+    in.lp = token_logprobs(policy, mb);
+    in.lp_old = mb.extra("old_logprobs");
+    in.lp_ref = mb.extra("ref_logprobs");
+    in.advantages = mb.extra("advantages");
+    in.mask = mb.response_mask.to(torch::kFloat64);
+    return clipped_pg_loss(pg, in, global);
+  };
+}
+
 std::map<std::string, torch::Tensor> grads_of(causal_lm& m) {
   std::map<std::string, torch::Tensor> g;
   for (auto& p : m->named_parameters()) g[p.key()] = p.value().grad().clone();
@@ -177,16 +191,7 @@ TEST(trainer, dynamic_batching_gives_the_full_batch_update_and_logprobs_in_batch
     auto b = batch;
     b.per_token["ref_logprobs"] = t.reference_logprobs(b);
     b.per_token["old_logprobs"] = t.policy_logprobs(b);
-    auto loss = [&](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
-      pg_inputs in;
-      in.lp = token_logprobs(policy, mb);
-      in.lp_old = mb.extra("old_logprobs");
-      in.lp_ref = mb.extra("ref_logprobs");
-      in.advantages = mb.extra("advantages");
-      in.mask = mb.response_mask.to(torch::kFloat64);
-      return clipped_pg_loss(pg, in, global);
-    };
-    auto r = t.train_step(b, loss);
+    auto r = t.train_step(b, clipped_pg_with_kl(pg));
     if (budget == 0) {
       full_grads = grads_of(t.policy());
       full_metrics = r.metrics;
@@ -222,15 +227,7 @@ TEST(trainer, clipped_pg_loss_with_kl_is_microbatch_invariant_through_the_traine
     train_step_result r;
     for (int step = 0; step < 2; ++step) {
       b.per_token["old_logprobs"] = t.policy_logprobs(b);
-      auto loss = [&](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
-        pg_inputs in;
-        in.lp = token_logprobs(policy, mb);
-        in.lp_old = mb.extra("old_logprobs");
-        in.lp_ref = mb.extra("ref_logprobs");
-        in.advantages = mb.extra("advantages");
-        in.mask = mb.response_mask.to(torch::kFloat64);
-        return clipped_pg_loss(pg, in, global);
-      };
+      auto loss = clipped_pg_with_kl(pg);
       // Two updates on one batch: the second sees r != 1 (lp_old from before the first).
       r = t.train_step(b, loss);
       r = t.train_step(b, loss);
