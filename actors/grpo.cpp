@@ -264,6 +264,7 @@ caf::actor grpo_run::place_generators(causal_lm local_copy) {
         link.host = host;
         link.port = free_tcp_port(host);
         link.timeout_s = cfg_.cluster.spawn_timeout_s;
+        link.transport = cfg_.weight_sync.transport;
         members.push_back({{head_->spawn(w.name, "generator", remote_generator_payload(cfg_, link)), w.name}, link});
       }
   }
@@ -925,6 +926,9 @@ void validate_grpo(const experiment_config& cfg) {
   under_grpo([&] { cfg.grpo.advantages.validate(); });
   cfg.trainer.validate("trainer");
   if (cfg.weight_sync.codec == "fp8") cfg.weight_sync.fp8.validate("weight_sync.fp8");
+  if (cfg.weight_sync.transport == "nccl" && cfg.policy.device.rfind("cuda", 0) != 0)
+    throw input_error("weight_sync.transport: nccl carries CUDA tensors, but policy.device is '" + cfg.policy.device +
+                      "'; use gloo, or a cuda device");
   validate_guardrails(cfg.guardrails);  // a bad rails file fails here, naming file:line and the rail
   reward_combiner{cfg.reward};  // malformed reward.weights
   // Scale-out: the cluster section, and enough rows for every trainer rank.

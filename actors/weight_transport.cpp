@@ -3,6 +3,7 @@
 #include "actors/weight_snapshot.hpp"
 
 #include "actors/gloo_group.hpp"
+#include "actors/nccl_weight_transport.hpp"
 #include "actors/weight_wire.hpp"
 
 #include <algorithm>
@@ -127,6 +128,20 @@ gloo_transport_options gloo_link_end(const weight_link& link, int rank) {
   o.world_size = 2;
   o.timeout_s = link.timeout_s;
   return o;
+}
+
+std::unique_ptr<weight_transport> open_link_end(const weight_link& link, int rank, int device) {
+  if (link.transport == "gloo") return std::make_unique<gloo_weight_transport>(gloo_link_end(link, rank));
+  if (link.transport != "nccl")
+    throw input_error("weight link: transport must be gloo or nccl, got '" + link.transport + "'");
+  nccl_transport_options o;
+  o.host = link.host;
+  o.port = link.port;
+  o.rank = rank;
+  o.world_size = 2;
+  o.timeout_s = link.timeout_s;
+  o.device = device;
+  return std::make_unique<nccl_weight_transport>(o);
 }
 
 gloo_weight_transport::gloo_weight_transport(const gloo_transport_options& o) : options_(o) {

@@ -90,6 +90,9 @@ struct gloo_transport_options {
 // them).
 // The options of one end of a weight link: rank 0 sends, rank 1 receives.
 gloo_transport_options gloo_link_end(const weight_link& link, int rank);
+// One end of a weight link over its transport: gloo_weight_transport, or (link.transport
+// "nccl") nccl_weight_transport on CUDA device `device`. Blocks until the other end joins.
+std::unique_ptr<weight_transport> open_link_end(const weight_link& link, int rank, int device);
 
 class gloo_weight_transport : public weight_transport {
  public:
