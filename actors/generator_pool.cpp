@@ -16,7 +16,7 @@ namespace {
 struct generator_pool_state {
   member_set set;
   std::vector<std::optional<weight_link>> links;
-  std::vector<std::unique_ptr<gloo_weight_transport>> senders;  // rank 0 of each link, once made
+  std::vector<std::unique_ptr<weight_transport>> senders;  // rank 0 of each link, once made
   std::int64_t version = 0;
   static inline const char* name = "troupe.generator_pool";
 };
@@ -27,8 +27,10 @@ using pool_actor = caf::stateful_actor<generator_pool_state>;
 bool send_over_link(pool_actor* self, std::size_t m, const weight_update& u) {
   auto& st = self->state;
   try {
-    if (!st.senders[m])  // waits for the member's rank 1
-      st.senders[m] = std::make_unique<gloo_weight_transport>(gloo_link_end(*st.links[m], 0));
+    if (!st.senders[m]) {  // waits for the member's rank 1
+      const auto& first = u.weights->tensors.front();  // nccl: the trainer's device
+      st.senders[m] = open_link_end(*st.links[m], 0, first.is_cuda() ? first.get_device() : 0);
+    }
     named_tensors weights;
     for (std::size_t i = 0; i < u.weights->names.size(); ++i) weights.insert(u.weights->names[i], u.weights->tensors[i]);
     st.senders[m]->send(u.version, weights);

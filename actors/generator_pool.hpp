@@ -5,8 +5,8 @@
 //
 // Weights: a weight_update goes to in-process members as the message itself; a member on
 // a cluster worker gets (weights_atom, version) and receives the tensors over a two-rank
-// c10d Gloo link whose rank 0 the pool holds (actors/weight_transport.hpp), created at the
-// first update. Links are one per remote generator, so a lost worker breaks only its own.
+// link whose rank 0 the pool holds, created at the first update: c10d Gloo, or NCCL with
+// weight_sync.transport: nccl (open_link_end, actors/weight_transport.hpp). Links are one per remote generator, so a lost worker breaks only its own.
 //
 // Protocol: that of actors/generator.hpp (generate, weights, status).
 #pragma once

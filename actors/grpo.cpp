@@ -437,6 +437,9 @@ void validate_grpo(const experiment_config& cfg) {
   under_grpo([&] { cfg.grpo.advantages.validate(); });
   cfg.trainer.validate("trainer");
   if (cfg.weight_sync.codec == "fp8") cfg.weight_sync.fp8.validate("weight_sync.fp8");
+  if (cfg.weight_sync.transport == "nccl" && cfg.policy.device.rfind("cuda", 0) != 0)
+    throw input_error("weight_sync.transport: nccl carries CUDA tensors, but policy.device is '" + cfg.policy.device +
+                      "'; use gloo, or a cuda device");
   validate_guardrails(cfg.guardrails);  // a bad rails file fails here, naming file:line and the rail
   reward_combiner{cfg.reward};  // malformed reward.weights
   // Scale-out: the cluster section, and enough rows for every trainer rank.

@@ -78,10 +78,17 @@ struct weight_sync_section {
   // weights it would get over the wire and the loss's importance metrics show the cost.
   std::string codec = "raw";
   fp8_weights_config fp8;
+  // The wire to generators on cluster workers (cluster.workers[].generators): gloo (c10d
+  // Gloo, tensors through the host) or nccl (GPU to GPU; policy.device must be cuda, and
+  // the worker's model on a GPU of its own). A generator in the trainer's process takes
+  // the weights in memory either way.
+  std::string transport = "gloo";
 
   template <class V>
   void describe(V& v) {
     v.field("codec", codec, "raw | fp8 (E4M3 block-quantized weights reach the generator)", one_of{"raw", "fp8"});
+    v.field("transport", transport, "gloo | nccl: the wire to generators on cluster workers (nccl: CUDA models)",
+            one_of{"gloo", "nccl"});
     v.field("fp8", fp8, "the FP8 codec: scaling and which tensors");
   }
 };

@@ -30,7 +30,7 @@ nlohmann::json parse_payload(const std::string& kind, const std::string& payload
 std::string remote_generator_payload(const experiment_config& cfg, const weight_link& link) {
   nlohmann::json j;
   j["config"] = write_config(cfg);
-  j["link"] = {{"host", link.host}, {"port", link.port}, {"timeout_s", link.timeout_s}};
+  j["link"] = {{"host", link.host}, {"port", link.port}, {"timeout_s", link.timeout_s}, {"transport", link.transport}};
   return j.dump();
 }
 
@@ -44,12 +44,15 @@ caf::actor spawn_remote_generator(caf::actor_system& sys, const std::string& pay
     link.host = l.at("host").get<std::string>();
     link.port = l.at("port").get<int>();
     link.timeout_s = l.at("timeout_s").get<double>();
+    link.transport = l.value("transport", std::string("gloo"));
   } catch (const nlohmann::json::exception& e) {
     throw input_error(std::string("generator payload: ") + e.what());
   }
   auto policy = load_policy(cfg);
-  return spawn_generator(sys, policy.model, policy.tok, 0, [link]() -> std::unique_ptr<weight_transport> {
-    return std::make_unique<gloo_weight_transport>(gloo_link_end(link, 1));
+  const auto params = policy.model->parameters();
+  const int device = !params.empty() && params.front().is_cuda() ? params.front().get_device() : 0;
+  return spawn_generator(sys, policy.model, policy.tok, 0, [link, device]() -> std::unique_ptr<weight_transport> {
+    return open_link_end(link, 1, device);  // nccl: the generator's device
   });
 }
 

@@ -23,6 +23,9 @@ struct weight_link {
   std::string host = "127.0.0.1";
   int port = 0;
   double timeout_s = 120;
+  // gloo (host tensors on the wire) or nccl (CUDA tensors, GPU to GPU):
+  // weight_sync.transport of the experiment config.
+  std::string transport = "gloo";
 };
 
 struct weight_update {
@@ -32,6 +35,6 @@ struct weight_update {
 
 }  // namespace troupe
 
-// In-process only: a weight_update holds a pointer, so it cannot cross a process. The
-// remote transports (Gloo, NCCL) are the Weight-resync issue's.
+// In-process only: a weight_update holds a pointer, so it cannot cross a process; the
+// remote transports (Gloo, NCCL: actors/weight_transport.hpp) carry the tensors.
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(troupe::weight_update)

@@ -1,14 +1,15 @@
 // Moving a policy's weights from the trainer to the generators (DESIGN.md "Weight sync
-// and FP8"), behind one interface with two transports:
+// and FP8"), behind one interface with three transports:
 //   in_process_weight_transport  trainer and generators share a process: send() publishes
 //                                an immutable weight_snapshot, receive() copies it into
 //                                the receiver's tensors;
 //   gloo_weight_transport        across processes: PyTorch c10d's ProcessGroupGloo over a
 //                                TCPStore rendezvous, rank 0 broadcasting to the others in
-//                                buckets of bucket_bytes, optionally FP8-encoded.
+//                                buckets of bucket_bytes, optionally FP8-encoded;
+//   nccl_weight_transport        CUDA tensors across processes over NCCL, the same way
+//                                (actors/nccl_weight_transport.hpp).
 // A receiver holds tensors with the sender's names, shapes and dtypes, in the same order
-// (its own copy of the model); values arrive in place. (NCCL, for GPUs across ranks, is
-// not here yet.)
+// (its own copy of the model); values arrive in place.
 #pragma once
 
 #include <torch/torch.h>
@@ -74,6 +75,11 @@ struct gloo_transport_options {
   // Set: tensors that fp8 selects travel as E4M3 codes + block scales and arrive decoded
   // (a quarter of their fp32 bytes); the rest, and everything when unset, travels raw.
   std::optional<fp8_weights_config> fp8;
+  // Two bucket buffers: bucket k + 1 is packed (FP8-encoded) on the sender, and bucket
+  // k - 1 unpacked (decoded) on the receivers, while bucket k is on the wire. False: one
+  // buffer, each bucket in turn (the baseline of weight_transport_bench). The bytes on the
+  // wire are the same, and each end may choose for itself.
+  bool double_buffer = true;
 };
 
 // A c10d Gloo process group of world_size processes (CPU tensors on the wire; tensors on
@@ -84,6 +90,9 @@ struct gloo_transport_options {
 // them).
 // The options of one end of a weight link: rank 0 sends, rank 1 receives.
 gloo_transport_options gloo_link_end(const weight_link& link, int rank);
+// One end of a weight link over its transport: gloo_weight_transport, or (link.transport
+// "nccl") nccl_weight_transport on CUDA device `device`. Blocks until the other end joins.
+std::unique_ptr<weight_transport> open_link_end(const weight_link& link, int rank, int device);
 
 class gloo_weight_transport : public weight_transport {
  public:

@@ -51,6 +51,7 @@ step "troupe version"
 "$build/cli/troupe" version
 
 step "GPU tests (and the CPU parity tests, on this machine's LibTorch)"
+# (cuda matches nccl_weight_transport_cuda.*: the NCCL weight transport, one rank.)
 ctest --test-dir "$build" -R 'cuda|hf_parity|generation|checkpoint|trainer|losses' --output-on-failure \
   -j 4 | tee "$out/ctest.txt"
 tests_rc=${PIPESTATUS[0]}
@@ -66,6 +67,11 @@ big=$build/bench-models/llama-110m
   done
 } | tee "$out/generate_bench.txt"
 "$build/bench/fp8_bench" --benchmark_counters_tabular=true | tee "$out/fp8_bench.txt"
+# A full resync of Qwen2-0.5B shapes (random weights) over NCCL, one rank sending to
+# itself: bf16 raw and FP8, single- and double-buffered (about a minute).
+for dtype in bfloat16 float32; do
+  timeout 300 "$build/bench/weight_transport_bench" --device cuda --model qwen2-0.5b --dtype "$dtype" --rounds 5
+done | tee "$out/weight_transport_bench.txt"
 
 step "done (tests rc=$tests_rc)"
 exit "$tests_rc"

@@ -1,9 +1,9 @@
 // A receiving rank for weight_transport_test.cpp, as a process of its own:
-//   weight_transport_peer PORT raw|fp8|misfit[-strided] BUCKET_BYTES ROUNDS OUT_FILE
+//   weight_transport_peer PORT raw|fp8|misfit[-strided][-single] BUCKET_BYTES ROUNDS OUT_FILE
 // Joins a 2-rank gloo_weight_transport as rank 1, receives ROUNDS updates into zeroed
 // tensors and writes "version name hash" per tensor to OUT_FILE. "misfit" receives into
 // tensors of another shape; "-strided" makes two of the receiver's tensors
-// non-contiguous views (the staging path). Exit 0, or 3 for input_error, 1 otherwise.
+// non-contiguous views (the staging path); "-single" receives single-buffered. Exit 0, or 3 for input_error, 1 otherwise.
 #include <fstream>
 #include <iostream>
 
@@ -13,7 +13,7 @@
 int main(int argc, char** argv) {
   using namespace troupe;
   if (argc != 6) {
-    std::cerr << "usage: weight_transport_peer PORT raw|fp8|misfit[-strided] BUCKET_BYTES ROUNDS OUT_FILE\n";
+    std::cerr << "usage: weight_transport_peer PORT raw|fp8|misfit[-strided][-single] BUCKET_BYTES ROUNDS OUT_FILE\n";
     return 1;
   }
   const std::string mode = argv[2];
@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
     o.timeout_s = 30;
     o.bucket_bytes = std::stoll(argv[3]);
     if (mode.rfind("fp8", 0) == 0) o.fp8 = fp8_weights_config{};
+    o.double_buffer = mode.find("-single") == std::string::npos;
     gloo_weight_transport transport(o);
     auto weights = testing::transport_weights(0);
     if (mode == "misfit") weights["model.norm.weight"] = torch::zeros({65});

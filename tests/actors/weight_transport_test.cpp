@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -12,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/net.hpp"
 #include "policies/fp8_weights.hpp"
+#include "actors/weight_wire.hpp"
 #include "tests/actors/weight_transport_fixture.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -53,6 +55,67 @@ TEST(in_process_weight_transport, a_receiver_of_another_shape_is_refused) {
     FAIL() << "did not throw";
   } catch (const input_error& e) {
     EXPECT_NE(std::string(e.what()).find("model.norm.weight"), std::string::npos) << e.what();
+  }
+}
+
+// stream_buckets with a wire that records each bucket: the same buckets with one or two
+// buffers, `before` hooks before the first byte is packed and `after` hooks after the last
+// is unpacked (empty segments included), and every byte back where it belongs.
+TEST(wire_buckets, one_or_two_buffers_move_the_same_buckets_and_run_the_hooks_in_order) {
+  for (int buffers : {1, 2}) {
+    SCOPED_TRACE(buffers);
+    std::vector<std::string> source = {"abcdefg", "", "hij", "klmnopqrstu", ""};
+    std::vector<std::string> target(source.size());
+    std::vector<std::string> log, wire;
+    std::vector<wire_segment> out, in;
+    for (std::size_t i = 0; i < source.size(); ++i) {
+      target[i].assign(source[i].size(), '.');
+      out.push_back({reinterpret_cast<std::byte*>(source[i].data()), static_cast<std::int64_t>(source[i].size()),
+                     [&log, i] { log.push_back("before " + std::to_string(i)); }, {}});
+      in.push_back({reinterpret_cast<std::byte*>(target[i].data()), static_cast<std::int64_t>(target[i].size()), {},
+                    [&log, &target, i] { log.push_back("after " + std::to_string(i) + " " + target[i]); }});
+    }
+    std::vector<std::string> buffer(static_cast<std::size_t>(buffers), std::string(4, ' '));
+    wire_buckets b;
+    b.bucket_bytes = 4;
+    for (auto& s : buffer) b.buffers.push_back(reinterpret_cast<std::byte*>(s.data()));
+    b.copy = [](std::byte* to, const std::byte* from, std::int64_t n) { std::memcpy(to, from, n); };
+    b.pack_from = &out;
+    b.start = [&](std::byte* bucket, std::byte*, std::int64_t n) -> std::function<void()> {
+      wire.emplace_back(reinterpret_cast<const char*>(bucket), static_cast<std::size_t>(n));
+      log.push_back("send " + wire.back());
+      return [] {};
+    };
+    stream_buckets(b);
+    EXPECT_EQ(wire, (std::vector<std::string>{"abcd", "efgh", "ijkl", "mnop", "qrst", "u"}));
+    EXPECT_EQ(log, (std::vector<std::string>{"before 0", "send abcd", "before 1", "before 2", "send efgh",
+                                             "before 3", "send ijkl", "send mnop", "send qrst", "before 4",
+                                             "send u"}));  // empty segments as soon as they are reached
+    log.clear();
+    std::size_t next = 0;
+    b.pack_from = nullptr;
+    b.unpack_into = &in;
+    b.start = [&](std::byte* bucket, std::byte*, std::int64_t n) -> std::function<void()> {
+      const std::string arrived = wire[next++];
+      EXPECT_EQ(static_cast<std::int64_t>(arrived.size()), n);
+      return [bucket, arrived] { std::memcpy(bucket, arrived.data(), arrived.size()); };
+    };
+    stream_buckets(b);
+    EXPECT_EQ(target, source);
+    EXPECT_EQ(log, (std::vector<std::string>{"after 0 abcdefg", "after 1 ", "after 2 hij", "after 3 klmnopqrstu",
+                                             "after 4 "}));
+
+    // Both ends in one process (NCCL's one rank): buckets land in buffers of their own.
+    for (auto& t : target) std::fill(t.begin(), t.end(), '.');
+    std::vector<std::string> landing(buffer.size(), std::string(4, ' '));
+    for (auto& s : landing) b.landing.push_back(reinterpret_cast<std::byte*>(s.data()));
+    b.pack_from = &out;
+    b.start = [&](std::byte* from, std::byte* into, std::int64_t n) -> std::function<void()> {
+      EXPECT_NE(from, into);
+      return [=] { std::memcpy(into, from, static_cast<std::size_t>(n)); };
+    };
+    stream_buckets(b);
+    EXPECT_EQ(target, source);
   }
 }
 
@@ -98,15 +161,24 @@ std::string expected_lines(std::int64_t version, const named_tensors& weights, b
   return out + "wire_bytes " + std::to_string(wire_bytes) + "\n";
 }
 
-void send_and_compare(bool fp8, std::int64_t bucket, bool strided = false) {
+// Which end packs or unpacks one bucket while the next is on the wire.
+struct buffering {
+  bool sender_double = true;
+  bool receiver_double = true;
+};
+
+void send_and_compare(bool fp8, std::int64_t bucket, bool strided = false, buffering buffers = {}) {
   testing::temp_dir dir;
   const int port = free_port();
-  peer p(port, std::string(fp8 ? "fp8" : "raw") + (strided ? "-strided" : ""), bucket, 2, dir / "received.txt");
+  peer p(port,
+         std::string(fp8 ? "fp8" : "raw") + (strided ? "-strided" : "") + (buffers.receiver_double ? "" : "-single"),
+         bucket, 2, dir / "received.txt");
   gloo_transport_options o;
   o.port = port;
   o.rank = 0;
   o.timeout_s = 60;
   o.bucket_bytes = bucket;
+  o.double_buffer = buffers.sender_double;
   if (fp8) o.fp8 = fp8_weights_config{};
   std::string expected;
   std::int64_t wire_bytes = 0;
@@ -143,6 +215,18 @@ TEST(gloo_weight_transport, fp8_on_the_wire_arrives_as_the_fp8_round_trip_of_the
 TEST(gloo_weight_transport, non_contiguous_receiver_tensors_are_filled_through_staging_raw_and_fp8) {
   send_and_compare(false, 1 << 20, true);
   send_and_compare(true, 1 << 20, true);
+}
+
+// The expected lines are the same bytes whichever end double-buffers: double buffering
+// only reorders the packing and unpacking around the broadcasts, never the bytes.
+TEST(gloo_weight_transport, double_and_single_buffering_deliver_identical_bytes_raw_and_fp8) {
+  for (bool fp8 : {false, true}) {
+    for (const buffering b : {buffering{false, false}, buffering{true, false}, buffering{false, true}}) {
+      SCOPED_TRACE(std::string(fp8 ? "fp8" : "raw") + " sender " + (b.sender_double ? "double" : "single") +
+                   ", receiver " + (b.receiver_double ? "double" : "single"));
+      send_and_compare(fp8, 100003, /*strided=*/true, b);  // buckets end inside tensors and codes
+    }
+  }
 }
 
 TEST(gloo_weight_transport, a_receiver_whose_tensors_differ_is_refused_and_the_sender_fails) {

@@ -567,6 +567,19 @@ TEST(cli, grpo_with_fp8_weight_sync_samples_from_quantized_weights_and_reports_t
   EXPECT_NE(bad.err.find("weight_sync.codec"), std::string::npos) << bad.err;
 }
 
+TEST(cli, weight_sync_transport_nccl_is_refused_for_a_cpu_policy_and_unknown_transports_are_refused) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  auto r = troupe(dir, "run '" + example + "' policy.device=cpu weight_sync.transport=nccl");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("weight_sync.transport: nccl carries CUDA tensors, but policy.device is 'cpu'"),
+            std::string::npos)
+      << r.err;
+  auto bad = troupe(dir, "run '" + example + "' weight_sync.transport=mpi");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("weight_sync.transport"), std::string::npos) << bad.err;
+}
+
 TEST(cli, grpo_with_a_rails_file_penalizes_its_triggers_and_reports_each_rails_trigger_rate) {
   testing::temp_dir dir;
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_rails.yaml";
