@@ -61,6 +61,7 @@ caf::actor grpo_run::place_generators(causal_lm local_copy) {
         link.port = free_tcp_port(host);
         link.timeout_s = cfg_.cluster.spawn_timeout_s;
         link.transport = cfg_.weight_sync.transport;
+        if (cfg_.weight_sync.codec == "fp8") link.fp8 = cfg_.weight_sync.fp8;  // the worker reads the same config
         members.push_back({{head_->spawn(w.name, "generator", remote_generator_payload(cfg_, link)), w.name}, link});
       }
   }

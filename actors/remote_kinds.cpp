@@ -48,6 +48,7 @@ caf::actor spawn_remote_generator(caf::actor_system& sys, const std::string& pay
   } catch (const nlohmann::json::exception& e) {
     throw input_error(std::string("generator payload: ") + e.what());
   }
+  if (cfg.weight_sync.codec == "fp8") link.fp8 = cfg.weight_sync.fp8;  // as the head's end (grpo_placement.cpp)
   auto policy = load_policy(cfg);
   const auto params = policy.model->parameters();
   const int device = !params.empty() && params.front().is_cuda() ? params.front().get_device() : 0;

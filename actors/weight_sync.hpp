@@ -11,7 +11,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+
+#include "policies/fp8_weights_config.hpp"
 
 namespace troupe {
 
@@ -26,6 +29,12 @@ struct weight_link {
   // gloo (host tensors on the wire) or nccl (CUDA tensors, GPU to GPU):
   // weight_sync.transport of the experiment config.
   std::string transport = "gloo";
+  // Set (weight_sync.codec: fp8, from the config both ends share): the selected tensors
+  // travel as E4M3 codes + scales, a quarter of their fp32 bytes. The trainer publishes
+  // weights that went through the codec already; encoding those again gives the same
+  // codes and scales, so the far end decodes the very weights a generator in the
+  // trainer's process gets (policies_fp8_tests).
+  std::optional<fp8_weights_config> fp8;
 };
 
 struct weight_update {

@@ -127,6 +127,7 @@ gloo_transport_options gloo_link_end(const weight_link& link, int rank) {
   o.rank = rank;
   o.world_size = 2;
   o.timeout_s = link.timeout_s;
+  o.fp8 = link.fp8;
   return o;
 }
 
@@ -141,6 +142,7 @@ std::unique_ptr<weight_transport> open_link_end(const weight_link& link, int ran
   o.world_size = 2;
   o.timeout_s = link.timeout_s;
   o.device = device;
+  o.fp8 = link.fp8;
   return std::make_unique<nccl_weight_transport>(o);
 }
 

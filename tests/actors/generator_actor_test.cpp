@@ -11,6 +11,7 @@
 #include "actors/weight_snapshot.hpp"
 #include "core/net.hpp"
 #include "policies/checkpoint.hpp"
+#include "policies/fp8_weights.hpp"
 #include "policies/generation.hpp"
 
 namespace troupe {
@@ -124,8 +125,10 @@ TEST(generator_pool, splits_batches_over_its_generators_and_survives_a_lost_one)
 }
 
 // A member with a weight link (as on a cluster worker) gets new weights over c10d Gloo,
-// the in-process member as a message; both then sample with them.
-TEST(generator_pool, sends_weights_over_a_link_to_remote_members) {
+// the in-process member as a message; both then sample with them. With `fp8` the link
+// carries FP8 codes (weight_sync.codec: fp8) and the update is what the trainer then
+// publishes, weights that went through the codec: the far end must get the same bits.
+void weights_over_a_link(bool fp8) {
   caf::actor_system_config cfg;
   configure_actor_system(cfg, system_section{});
   caf::actor_system sys{cfg};
@@ -133,6 +136,7 @@ TEST(generator_pool, sends_weights_over_a_link_to_remote_members) {
   weight_link link;
   link.port = free_tcp_port();
   link.timeout_s = 30;
+  if (fp8) link.fp8 = fp8_weights_config{};
   auto remote = spawn_generator(sys, load_pretrained(model_dir), tok, 0, [link]() -> std::unique_ptr<weight_transport> {
     return std::make_unique<gloo_weight_transport>(gloo_link_end(link, 1));
   });
@@ -142,6 +146,13 @@ TEST(generator_pool, sends_weights_over_a_link_to_remote_members) {
 
   auto other = load_pretrained(model_dir);
   other->init_weights(99);
+  if (fp8) {
+    torch::NoGradGuard no_grad;
+    torch::OrderedDict<std::string, torch::Tensor> w;
+    for (const auto& p : other->named_parameters()) w.insert(p.key(), p.value().detach());
+    const auto published = fp8_decode_weights(fp8_encode_weights(w, fp8_weights_config{}));
+    for (auto& p : other->named_parameters()) p.value().copy_(published[p.key()]);
+  }
   for (std::int64_t version : {5, 6}) {  // the second update reuses the link
     weight_update u{version, std::make_shared<const weight_snapshot>(other)};
     std::int64_t now = -1;
@@ -156,11 +167,15 @@ TEST(generator_pool, sends_weights_over_a_link_to_remote_members) {
     ASSERT_EQ(got.size(), expected.size());
     for (std::size_t i = 0; i < expected.size(); ++i) {
       EXPECT_EQ(got[i].tokens, expected[i].tokens) << i;
+      EXPECT_EQ(got[i].logprobs, expected[i].logprobs) << i << ": the same weights give the same logprobs";
       EXPECT_EQ(got[i].weight_version, 6);
     }
   }
   for (auto& x : {local, remote, pool, reference}) self->send_exit(x, caf::exit_reason::user_shutdown);
 }
+
+TEST(generator_pool, sends_weights_over_a_link_to_remote_members) { weights_over_a_link(false); }
+TEST(generator_pool, an_fp8_link_gives_the_remote_member_the_published_weights_bit_for_bit) { weights_over_a_link(true); }
 
 }  // namespace
 }  // namespace troupe

@@ -366,6 +366,24 @@ std::vector<std::uint8_t> bytes_of(const torch::Tensor& codes) {
   return std::vector<std::uint8_t>(u.data_ptr<std::uint8_t>(), u.data_ptr<std::uint8_t>() + u.numel());
 }
 
+// What a remote generator gets with weight_sync.codec fp8: the trainer publishes
+// decode(encode(w)), and the link encodes that again. A block's max can come back an
+// fp32 ulp off (448 x (amax / 448) need not be amax), but dividing it by 448 again gives
+// the same scale (no change in 2e7 random maxima), so codes, scales and decoded values
+// are the same bits: the far end samples with exactly the published weights.
+TEST(fp8_codec_torch, encoding_decoded_weights_again_gives_the_same_codes_scales_and_values) {
+  torch::manual_seed(3);
+  for (auto scaling : {fp8_scaling::block, fp8_scaling::tensor}) {
+    auto w = torch::randn({300, 260}) * torch::rand({300, 1}) * 4;
+    auto once = fp8_encode_tensor(w, scaling);
+    auto published = fp8_decode_tensor(once);
+    auto twice = fp8_encode_tensor(published, scaling);
+    EXPECT_TRUE(torch::equal(once.codes.view(torch::kUInt8), twice.codes.view(torch::kUInt8)));
+    EXPECT_TRUE(torch::equal(once.scales, twice.scales));
+    EXPECT_TRUE(torch::equal(fp8_decode_tensor(twice), published));
+  }
+}
+
 TEST(fp8_codec_torch, torch_float8_e4m3fn_cast_agrees_bit_for_bit_on_values_up_to_448) {
   // Every midpoint between neighbouring codes and its two fp32 neighbours, then random
   // magnitudes spread over 2^-12 .. 448 in log space, both signs, and the zeros.
