@@ -11,34 +11,6 @@
 
 namespace troupe {
 
-weight_snapshot::weight_snapshot(causal_lm& model) : weight_snapshot(model->named_parameters()) {}
-
-weight_snapshot::weight_snapshot(const torch::OrderedDict<std::string, torch::Tensor>& weights) {
-  torch::NoGradGuard g;
-  for (const auto& p : weights) {
-    names.push_back(p.key());
-    tensors.push_back(p.value().detach().clone());
-  }
-}
-
-void weight_snapshot::load_into(causal_lm& model) const {
-  auto params = model->named_parameters();
-  load_into(params);
-}
-
-void weight_snapshot::load_into(torch::OrderedDict<std::string, torch::Tensor>& params) const {
-  torch::NoGradGuard g;
-  if (params.size() != tensors.size())
-    throw input_error("weight update: " + std::to_string(tensors.size()) + " tensors for a model with " +
-                      std::to_string(params.size()));
-  for (std::size_t i = 0; i < tensors.size(); ++i) {
-    auto* p = params.find(names[i]);
-    if (p == nullptr || !p->sizes().equals(tensors[i].sizes()))
-      throw input_error("weight update: tensor '" + names[i] + "' does not fit this model");
-    p->copy_(tensors[i]);
-  }
-}
-
 namespace {
 
 struct generator_state {

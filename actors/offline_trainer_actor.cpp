@@ -42,8 +42,7 @@ caf::behavior offline_trainer_behavior(offline_trainer_actor* self, causal_lm po
       return std::map<std::string, double>{{"nll_sum", n.sum}, {"tokens", n.tokens}};
     },
     [self](weights_atom) {
-      auto& s = self->state;
-      return weight_update{s.t->step(), std::make_shared<const weight_snapshot>(s.t->policy())};
+      return publish_weights(self->state.t->policy(), self->state.t->step());
     },
     [self](save_atom, const std::string& dir) {
       self->state.t->save_checkpoint(dir);

@@ -7,7 +7,6 @@
 #include "actors/trainer_actor_spawn.hpp"
 #include "actors/weight_snapshot.hpp"
 #include "policies/checkpoint.hpp"
-#include "policies/fp8_weights.hpp"
 #include "policies/losses.hpp"
 #include "policies/trainer.hpp"
 
@@ -166,13 +165,7 @@ caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_ac
       auto& st = self->state;
       // Versions count GRPO updates: SFT steps come before any rollout, and a resumed
       // run (which does not redo SFT) must number its weights as the first run did.
-      const std::int64_t version = st.rl ? st.rl->step() : 0;
-      if (!st.opts.fp8_sync) return weight_update{version, std::make_shared<const weight_snapshot>(st.policy)};
-      torch::NoGradGuard no_grad;
-      torch::OrderedDict<std::string, torch::Tensor> weights;
-      for (const auto& p : st.policy->named_parameters()) weights.insert(p.key(), p.value().detach());
-      const auto encoded = fp8_encode_weights(weights, *st.opts.fp8_sync);
-      return weight_update{version, std::make_shared<const weight_snapshot>(fp8_decode_weights(encoded))};
+      return publish_weights(st.policy, st.rl ? st.rl->step() : 0, st.opts.fp8_sync);
     },
     [self](save_atom, const std::string& dir) {
       auto& t = rl_trainer(self);  // made on every rank alike: its constructor is a collective

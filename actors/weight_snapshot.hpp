@@ -3,11 +3,14 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "actors/weight_sync.hpp"
 #include "policies/causal_lm.hpp"
+#include "policies/fp8_weights_config.hpp"
 
 namespace troupe {
 
@@ -25,5 +28,11 @@ class weight_snapshot {
   std::vector<std::string> names;
   std::vector<torch::Tensor> tensors;
 };
+
+// What a trainer publishes after a step: a snapshot of `policy`'s parameters under
+// `version`; with `fp8`, of those parameters after the codec's round trip (quantized,
+// then dequantized), which is what a generator gets over an FP8 wire.
+weight_update publish_weights(causal_lm& policy, std::int64_t version,
+                              const std::optional<fp8_weights_config>& fp8 = std::nullopt);
 
 }  // namespace troupe
