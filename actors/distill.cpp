@@ -56,7 +56,7 @@ class distill_run {
   caf::actor trainer_, student_gen_, teacher_gen_;
   std::int64_t cursor_ = 0;  // the next training prompt
   std::optional<double> teacher_accuracy_;
-  std::optional<double> first_, last_;  // student accuracy at step 0 (not run when resumed) and lately
+  std::optional<double> first_, last_;  // student accuracy at step 0 and lately (resumed: from the store)
 };
 
 void distill_run::setup() {
@@ -211,6 +211,8 @@ experiment_outcome distill_run::run() {
       auto text = [](std::optional<double> v) { return v ? fixed(*v) : std::string("?"); };
       experiment_outcome out;
       out.status = stop_requested() ? "stopped" : "finished";
+      if (!first_) first_ = recorded_metric(ctx_, "eval/student_accuracy", 0);  // resumed: evaluated earlier
+      if (!last_) last_ = recorded_metric(ctx_, "eval/student_accuracy", -1);
       out.message = "distill: " + std::to_string(steps) + " steps, student accuracy " + text(first_) + " -> " +
                     text(last_) + " (teacher " + fixed(teacher_accuracy()) + ")";
       return out;

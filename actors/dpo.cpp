@@ -22,7 +22,7 @@ std::string fixed(double v) {
   return buf;
 }
 
-// The held-out accuracy of an evaluation, "?" when this process made none.
+// The held-out accuracy of an evaluation, "?" when there is none.
 std::string accuracy(const std::map<std::string, double>& eval) {
   return eval.empty() ? "?" : fixed(eval.at("dpo/eval_accuracy"));
 }
@@ -151,6 +151,10 @@ experiment_outcome dpo_run::run() {
         run_offline_loop(ctx_, {"dpo", d.steps, d.eval_every, d.checkpoint_every, /*checkpoint_at_start=*/warm}, stages);
       experiment_outcome out;
       out.status = stop_requested() ? "stopped" : "finished";
+      // Resumed: the evaluations an earlier process of the run made.
+      for (auto [eval, step] : {std::pair{&first_, std::int64_t{0}}, std::pair{&last_, std::int64_t{-1}}})
+        if (eval->empty())
+          if (auto v = recorded_metric(ctx_, "dpo/eval_accuracy", step)) (*eval)["dpo/eval_accuracy"] = *v;
       out.message = "dpo: " + std::to_string(steps) + " steps, held-out preference accuracy " +
                     accuracy(first_) + " -> " + accuracy(last_);
       return out;

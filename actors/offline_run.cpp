@@ -10,6 +10,8 @@
 #include "actors/message_types.hpp"
 #include "core/hash.hpp"
 #include "core/progress.hpp"
+#include "core/run_dir.hpp"
+#include "core/store.hpp"
 #include "core/stop.hpp"
 #include "environments/datasets.hpp"
 #include "policies/checkpoint.hpp"
@@ -280,6 +282,17 @@ void offline_coordinator::fail(const caf::error& err) {
   if (err.category() == errc_category && err.code() == static_cast<std::uint8_t>(errc::bad_input))
     throw input_error(render(err));
   throw system_error(render(err));
+}
+
+std::optional<double> recorded_metric(const experiment_context& ctx, const std::string& name, std::int64_t step) {
+  // A second, read-only connection: the store actor writes in WAL mode, so this one
+  // sees what it committed.
+  auto store = run_store::open(std::filesystem::path(ctx.run_path) / store_file_name, store_mode::read_only);
+  const auto rows = store.metrics(name);
+  if (step < 0) return rows.empty() ? std::nullopt : std::optional<double>(rows.back().value);
+  for (const auto& m : rows)
+    if (m.step == step) return m.value;
+  return std::nullopt;
 }
 
 }  // namespace troupe

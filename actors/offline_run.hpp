@@ -107,6 +107,11 @@ struct offline_stages {
 };
 std::int64_t run_offline_loop(experiment_context& ctx, const offline_schedule& schedule, const offline_stages& stages);
 
+// The value the run's store holds for `name` at `step`, or its last one for step -1
+// (nullopt when none): a resumed run's summary uses the evaluations an earlier process
+// of the run recorded (the one at step 0, and the last when it resumed at the very end).
+std::optional<double> recorded_metric(const experiment_context& ctx, const std::string& name, std::int64_t step);
+
 // The coordinator's side of the actors: a blocking scoped actor on the experiment's
 // thread, with request/answer helpers that turn a caf::error into a system_error (or
 // input_error for bad input).

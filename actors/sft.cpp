@@ -15,8 +15,8 @@ namespace {
 // bounded whatever data.eval_examples is.
 constexpr std::size_t eval_chunk = 256;
 
-// "first -> last", "?" for one this process did not compute (a resumed run does not
-// evaluate step 0; one resumed at its very end evaluates nothing).
+// "first -> last", "?" for one nobody recorded (a resumed run takes the evaluations
+// its earlier process made from the store: recorded_metric).
 std::string losses(std::optional<double> first, std::optional<double> last) {
   auto text = [](std::optional<double> v) {
     if (!v) return std::string("?");
@@ -45,7 +45,7 @@ class sft_run {
   sft_dataset data_;
   std::unique_ptr<epoch_sampler> sampler_;
   caf::actor trainer_;
-  std::optional<double> first_, last_;  // held-out loss at step 0 (not run when resumed) and lately
+  std::optional<double> first_, last_;  // held-out loss at step 0 and lately (resumed: from the store)
 };
 
 void sft_run::setup() {
@@ -109,6 +109,8 @@ experiment_outcome sft_run::run() {
       const auto steps = run_offline_loop(ctx_, {"sft", s.steps, s.eval_every, s.checkpoint_every}, stages);
       experiment_outcome out;
       out.status = stop_requested() ? "stopped" : "finished";
+      if (!first_) first_ = recorded_metric(ctx_, "sft/eval_loss", 0);  // resumed: evaluated by an earlier process
+      if (!last_) last_ = recorded_metric(ctx_, "sft/eval_loss", -1);
       out.message = "sft: " + std::to_string(steps) + " steps, held-out loss " + losses(first_, last_);
       return out;
     },

@@ -194,6 +194,14 @@ void expect_resume_matches_an_uninterrupted_run(const testing::temp_dir& dir, co
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("from checkpoint checkpoints/step_0000"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("resumed at "), std::string::npos) << r.out;
+  // The summary line (before "run finished: ...") reads the step-0 evaluation that the
+  // killed process recorded, so it says what the uninterrupted run said.
+  auto summary = [](const std::string& out) {
+    const auto end = out.rfind("\nrun finished: ");
+    return end == std::string::npos ? std::string() : out.substr(out.rfind('\n', end - 1) + 1, end - out.rfind('\n', end - 1) - 1);
+  };
+  EXPECT_FALSE(summary(whole.out).empty()) << whole.out;
+  EXPECT_EQ(summary(r.out), summary(whole.out));
 
   auto want_store = run_store::open(dir / "runs/whole/store.sqlite", store_mode::read_only);
   auto got_store = run_store::open(dir / "runs/killed/store.sqlite", store_mode::read_only);
