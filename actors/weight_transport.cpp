@@ -120,8 +120,12 @@ struct gloo_weight_transport::impl {
   }
 };
 
-gloo_transport_options gloo_link_end(const weight_link& link, int rank) {
-  gloo_transport_options o;
+namespace {
+
+// What both transports' options take from a link: rank 0 sends, rank 1 receives.
+template <class Options>
+Options link_options(const weight_link& link, int rank) {
+  Options o;
   o.host = link.host;
   o.port = link.port;
   o.rank = rank;
@@ -131,18 +135,18 @@ gloo_transport_options gloo_link_end(const weight_link& link, int rank) {
   return o;
 }
 
+}  // namespace
+
+gloo_transport_options gloo_link_end(const weight_link& link, int rank) {
+  return link_options<gloo_transport_options>(link, rank);
+}
+
 std::unique_ptr<weight_transport> open_link_end(const weight_link& link, int rank, int device) {
   if (link.transport == "gloo") return std::make_unique<gloo_weight_transport>(gloo_link_end(link, rank));
   if (link.transport != "nccl")
     throw input_error("weight link: transport must be gloo or nccl, got '" + link.transport + "'");
-  nccl_transport_options o;
-  o.host = link.host;
-  o.port = link.port;
-  o.rank = rank;
-  o.world_size = 2;
-  o.timeout_s = link.timeout_s;
+  auto o = link_options<nccl_transport_options>(link, rank);
   o.device = device;
-  o.fp8 = link.fp8;
   return std::make_unique<nccl_weight_transport>(o);
 }
 

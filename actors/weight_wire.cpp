@@ -10,12 +10,6 @@
 namespace troupe {
 namespace {
 
-std::string shape_text(const torch::Tensor& t) {
-  std::string s = "[";
-  for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
 bool codec_dtype(torch::ScalarType t) { return t == torch::kFloat32 || t == torch::kBFloat16; }
 
 }  // namespace
@@ -35,7 +29,7 @@ wire_plan plan_for(const named_tensors& weights, const std::optional<fp8_weights
     } else {
       item.bytes = t.numel() * static_cast<std::int64_t>(t.element_size());
     }
-    key += w.key() + "|" + std::string(c10::toString(t.scalar_type())) + "|" + shape_text(t) + "|" +
+    key += w.key() + "|" + std::string(c10::toString(t.scalar_type())) + "|" + shape_text(t.sizes().vec()) + "|" +
            (item.fp8 ? "fp8" : "raw") + ";";
     plan.total_bytes += item.bytes;
     plan.items.push_back(item);

@@ -11,4 +11,10 @@ std::string errno_text(int errnum) {
   return text;
 }
 
+std::string shape_text(const std::vector<std::int64_t>& dims) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) out += (i ? ", " : "") + std::to_string(dims[i]);
+  return out + "]";
+}
+
 }  // namespace troupe

@@ -3,8 +3,10 @@
 // line on stderr and an exit code.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace troupe {
 
@@ -25,5 +27,8 @@ class system_error : public std::runtime_error {
 
 // Returns strerror(errnum) as a std::string (thread-safe).
 std::string errno_text(int errnum);
+
+// A tensor shape for messages, "[2, 3]" (a torch tensor's: shape_text(t.sizes().vec())).
+std::string shape_text(const std::vector<std::int64_t>& dims);
 
 }  // namespace troupe

@@ -30,12 +30,6 @@ st_dtype st_dtype_of(torch::Dtype t) {
   throw input_error("save_pretrained: unsupported dtype " + std::string(c10::toString(t)));
 }
 
-std::string shape_text(const std::vector<std::int64_t>& s) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 // Buffers and tensors of other tools that a checkpoint may carry harmlessly.
 bool ignorable(const std::string& name) {
   return name.find("rotary_emb.inv_freq") != std::string::npos;

@@ -9,12 +9,6 @@
 namespace troupe {
 namespace {
 
-std::string shape_text(const torch::Tensor& t) {
-  std::string s = "[";
-  for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
-
 // LibTorch's current stream on `device`, as a cudaStream_t, without CUDA headers.
 void* current_cuda_stream(const torch::Device& device) {
   return c10::impl::VirtualGuardImpl(c10::DeviceType::CUDA).getStream(device).native_handle();
@@ -28,7 +22,7 @@ std::int64_t bytes_of(const torch::Tensor& t) { return t.numel() * static_cast<s
 
 fp8_encoded fp8_encode_tensor(const torch::Tensor& x, fp8_scaling scaling, std::int64_t block) {
   if (x.dim() != 2 || !x.is_floating_point())
-    throw input_error("fp8 codec: expects a 2-D floating tensor, got " + shape_text(x) + " of " +
+    throw input_error("fp8 codec: expects a 2-D floating tensor, got " + shape_text(x.sizes().vec()) + " of " +
                       std::string(c10::toString(x.scalar_type())));
   torch::NoGradGuard no_grad;
   auto in = (codec_dtype(x.scalar_type()) ? x : x.to(torch::kFloat32)).contiguous();
@@ -64,7 +58,8 @@ torch::Tensor fp8_decode_tensor(const fp8_encoded& e, torch::ScalarType dtype) {
   if (e.codes.scalar_type() != torch::kFloat8_e4m3fn || e.codes.dim() != 2 || e.codes.size(0) != l.rows ||
       e.codes.size(1) != l.cols || e.scales.scalar_type() != torch::kFloat32 || e.scales.numel() != l.scales() ||
       e.scales.device() != e.codes.device())
-    throw input_error("fp8 codec: codes " + shape_text(e.codes) + " and scales " + shape_text(e.scales) +
+    throw input_error("fp8 codec: codes " + shape_text(e.codes.sizes().vec()) + " and scales " +
+                      shape_text(e.scales.sizes().vec()) +
                       " do not fit a [" + std::to_string(l.rows) + ", " + std::to_string(l.cols) + "] tensor");
   torch::NoGradGuard no_grad;
   auto codes_t = e.codes.contiguous();
