@@ -24,6 +24,17 @@ struct offline_trainer_actor : ::testing::Test {
   }
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
+
+  // A metrics answer of `a` (train, eval), failing the test on an error.
+  template <class... Ts>
+  std::map<std::string, double> ask(caf::scoped_actor& self, const caf::actor& a, Ts... xs) {
+    std::map<std::string, double> m;
+    caf::error err;
+    self->request(a, std::chrono::seconds(60), xs...).receive([&](std::map<std::string, double>& x) { m = x; },
+                                                               [&](caf::error& e) { err = e; });
+    EXPECT_FALSE(err) << render(err);
+    return m;
+  }
 };
 
 causal_lm tiny_model(std::uint64_t seed = 1) {
@@ -59,23 +70,15 @@ TEST_F(offline_trainer_actor, token_rows_round_trip_through_a_serializer) {
 TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
   testing::temp_dir dir;
   caf::scoped_actor self{*sys};
-  auto ask = [&](const caf::actor& a, auto... xs) {
-    std::map<std::string, double> m;
-    caf::error err;
-    self->request(a, std::chrono::seconds(60), xs...).receive([&](std::map<std::string, double>& x) { m = x; },
-                                                               [&](caf::error& e) { err = e; });
-    EXPECT_FALSE(err) << render(err);
-    return m;
-  };
   offline_trainer_options o;
   o.trainer.lr = 1e-2;
   o.trainer.microbatch_size = 2;
   auto sft = spawn_offline_trainer_actor(*sys, tiny_model(), o);
   auto rows = rows_of({{{1, 2, 3}, {4, 5}}, {{1}, {6}}});
-  auto m = ask(sft, train_atom::value, rows);
+  auto m = ask(self, sft, train_atom::value, rows);
   EXPECT_GT(m.at("sft/loss"), 0.0);
   EXPECT_EQ(m.at("sft/tokens"), 3.0);
-  auto e = ask(sft, eval_atom::value, rows);
+  auto e = ask(self, sft, eval_atom::value, rows);
   EXPECT_EQ(e.at("tokens"), 3.0);
   bool saved = false;
   self->request(sft, std::chrono::seconds(60), save_atom::value, dir / "ckpt").receive([&](bool b) { saved = b; },
@@ -94,9 +97,9 @@ TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
   o.objective = offline_objective::dpo;
   auto dpo = spawn_offline_trainer_actor(*sys, tiny_model(), o);
   auto pairs = pair_examples({{{{1, 2}, {3}}, {{1, 2}, {4}}}});
-  auto before = ask(dpo, eval_atom::value, pairs);
+  auto before = ask(self, dpo, eval_atom::value, pairs);
   EXPECT_NEAR(before.at("dpo/eval_loss"), std::log(2.0), 1e-6);
-  auto step = ask(dpo, train_atom::value, pairs);
+  auto step = ask(self, dpo, train_atom::value, pairs);
   EXPECT_EQ(step.count("dpo/reward_margin"), 1u);
   self->send_exit(dpo, caf::exit_reason::user_shutdown);
   o.trainer.microbatch_size = 3;
@@ -108,14 +111,6 @@ TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
 TEST_F(offline_trainer_actor, a_loaded_checkpoint_and_reference_continue_bit_identically) {
   testing::temp_dir dir;
   caf::scoped_actor self{*sys};
-  auto ask = [&](const caf::actor& a, auto... xs) {
-    std::map<std::string, double> m;
-    caf::error err;
-    self->request(a, std::chrono::seconds(60), xs...).receive([&](std::map<std::string, double>& x) { m = x; },
-                                                               [&](caf::error& e) { err = e; });
-    EXPECT_FALSE(err) << render(err);
-    return m;
-  };
   auto save = [&](const caf::actor& a, const std::string& to) {
     self->request(a, std::chrono::seconds(60), save_atom::value, to).receive([](bool) {}, [](caf::error&) {});
   };
@@ -126,17 +121,17 @@ TEST_F(offline_trainer_actor, a_loaded_checkpoint_and_reference_continue_bit_ide
   auto pairs = pair_examples({{{{1, 2}, {3}}, {{1, 2}, {4}}}, {{{5}, {6, 7}}, {{5}, {8}}}});
   auto whole = spawn_offline_trainer_actor(*sys, tiny_model(), o);
   save(whole, dir / "step_0");
-  ask(whole, train_atom::value, pairs);
-  ask(whole, train_atom::value, pairs);
+  ask(self, whole, train_atom::value, pairs);
+  ask(self, whole, train_atom::value, pairs);
   save(whole, dir / "step_2");
-  const auto want = ask(whole, train_atom::value, pairs);
+  const auto want = ask(self, whole, train_atom::value, pairs);
 
   auto resumed = spawn_offline_trainer_actor(*sys, tiny_model(7), o);
   std::int64_t step = -1;
   self->request(resumed, std::chrono::seconds(60), load_atom::value, dir / "step_0", dir / "step_2")
       .receive([&](std::int64_t s) { step = s; }, [](caf::error& e) { FAIL() << render(e); });
   EXPECT_EQ(step, 2);
-  const auto got = ask(resumed, train_atom::value, pairs);
+  const auto got = ask(self, resumed, train_atom::value, pairs);
   ASSERT_EQ(got.size(), want.size());
   for (const auto& [k, v] : want) EXPECT_EQ(got.at(k), v) << k;
   for (const auto& a : {whole, resumed}) self->send_exit(a, caf::exit_reason::user_shutdown);
