@@ -578,8 +578,11 @@ TEST(fp8_weights, fp8_round_trip_of_the_tiny_llama_equals_torchs_cast_and_moves_
   const auto before = model->forward(ids, mask);
   const auto back = fp8_decode_weights(fp8_encode_weights(model->named_parameters()));
   auto copy = load_pretrained(llama_dir);
+  // named_parameters() returns its dictionary by value: hold it, or a reference into it
+  // dangles (CI caught that as a segfault).
+  const auto originals = model->named_parameters();
   for (auto& p : copy->named_parameters()) {
-    const auto& w = model->named_parameters()[p.key()];
+    const auto& w = originals[p.key()];
     if (fp8_weights_config{}.selects(p.key(), w.dim())) {
       const auto s = w.abs().max() / 448;
       EXPECT_TRUE(torch::equal(back[p.key()], (w / s).to(torch::kFloat8_e4m3fn).to(torch::kFloat32) * s)) << p.key();
