@@ -3,7 +3,6 @@
 // (tests/fixtures/make_tokenizer_fixtures.py wrote tests/fixtures/tokenizers/).
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdlib>
 #include <cstdio>
 #include <fstream>
@@ -91,7 +90,9 @@ TEST_P(tokenizer_parity, decode_of_encode_gives_back_the_normalized_text) {
   const std::string dir = fixtures + "/" + GetParam();
   const auto tok = load_tokenizer_dir(dir);
   const bool nfc = GetParam() == "qwen2";
-  for (const json& c : read_json(dir + "/expected.json")["cases"]) {
+  // Held: a range-for over read_json(...)["cases"] would walk a destroyed temporary.
+  const json expected = read_json(dir + "/expected.json");
+  for (const json& c : expected["cases"]) {
     const std::string text = c["text"];
     EXPECT_EQ(tok->decode(tok->encode(text, false)), nfc ? c["nfc"].get<std::string>() : text)
         << "text: " << describe(text);
@@ -180,20 +181,17 @@ TEST(bpe_tokenizer, gives_the_same_ids_from_many_threads_at_once) {
   for (const bool s : same) EXPECT_TRUE(s);
 }
 
-TEST(bpe_tokenizer, encodes_at_least_a_megabyte_per_second) {
+// Long inputs, and the pre-tokenizer's slow paths (a run without spaces, a whitespace
+// run), come back whole. Their speed is bench/tokenizer_side_by_side.sh's business.
+TEST(bpe_tokenizer, encodes_megabytes_and_long_runs_and_decodes_them_back) {
   const auto tok = load_tokenizer_dir(fixtures + "/llama3");
   const std::string source = read_tokenizer_file(std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/make_tokenizer_fixtures.py");
   std::string text;
   while (text.size() < (2U << 20)) text += source;
-  // A long run without spaces and a long whitespace run take the slow paths.
   text += std::string(100000, 'a') + std::string(100000, ' ') + "x";
-  const auto start = std::chrono::steady_clock::now();
   const auto ids = tok->encode(text);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double mb_per_s = static_cast<double>(text.size()) / 1e6 / seconds;
-  std::printf("encoded %.1f MB into %zu ids at %.1f MB/s\n", static_cast<double>(text.size()) / 1e6, ids.size(), mb_per_s);
+  EXPECT_LT(ids.size(), text.size() / 2) << "merges apply across the text";
   EXPECT_EQ(tok->decode(ids), text);
-  EXPECT_GT(mb_per_s, 1.0);
 }
 
 // A tiny valid tokenizer.json that the error tests break one piece at a time.
