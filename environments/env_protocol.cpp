@@ -2,6 +2,7 @@
 
 #include <msgpack.hpp>
 
+#include <cstring>
 #include <map>
 
 #include "core/error.hpp"
@@ -36,6 +37,19 @@ void pack_string_map(packer& pk, const std::map<std::string, std::string>& m) {
     pack_str(pk, k);
     pack_str(pk, v);
   }
+}
+
+// A number as msgpack float64, always. msgpack-cxx's pack_double writes integral values
+// as integers, and its range check lets 2^64 through into an out-of-range uint64_t
+// cast (undefined behaviour; the env_protocol fuzzer found it). The packer writes
+// straight into `sink`, so appending here keeps the order.
+void pack_number(string_sink& sink, double d) {
+  std::uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  char buf[9];
+  buf[0] = static_cast<char>(0xcb);
+  for (int i = 0; i < 8; ++i) buf[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+  sink.write(buf, sizeof buf);
 }
 
 // Starts a message map of `n` fields beyond type and id.
@@ -273,7 +287,7 @@ void encode(const reply& m, std::string& out) {
     pk.pack_map(static_cast<std::uint32_t>(m.result.rewards.size()));
     for (const auto& [k, v] : m.result.rewards) {
       pack_str(pk, k);
-      pk.pack_double(v);
+      pack_number(sink, v);
     }
     pack_str(pk, "done");
     if (m.result.done) pk.pack_true();

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target with clang (address + undefined sanitizers) and runs it.
-#   scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]
+#   scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR] [SEED]
 # TARGET is safetensors, tokenizer, environments, rails or env_protocol; each fuzzes a
 # parser of outside bytes. The corpus starts from tests/fuzz/corpus/TARGET and grows in
 # BUILD_DIR. A crash leaves its input in BUILD_DIR and the script exits non-zero.
+# SEED 0 (the default) is a random seed, for exploring; ctest passes a fixed one so that
+# a suite run repeats the same mutations instead of failing on a new random find.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${1:?usage: scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR]}
+target=${1:?usage: scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR] [SEED]}
 seconds=${2:-20}
 out=${3:-build/fuzz}
+seed=${4:-0}
 mkdir -p "$out/corpus-$target"
 
 case "$target" in
@@ -29,5 +32,5 @@ clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
   $(pkg-config --libs re2) ${libs:-} -o "$bin"
 seeds=()
 [ -d "tests/fuzz/corpus/$target" ] && seeds=("tests/fuzz/corpus/$target")
-"$bin" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
+"$bin" -seed="$seed" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
   -artifact_prefix="$out/crash-$target-" "$out/corpus-$target" "${seeds[@]}"

@@ -2,6 +2,7 @@
 // decodes, and malformed frames are refused with the field named.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <functional>
 #include <msgpack.hpp>
 
@@ -120,6 +121,26 @@ TEST(env_protocol, integer_rewards_read_as_numbers_and_optional_fields_default) 
   EXPECT_EQ(r.result.rewards.at("correct"), 1.0);
   EXPECT_TRUE(r.result.info.empty());
   EXPECT_TRUE(r.result.next.stop_strings.empty());
+}
+
+// Rewards go out as float64 whatever their value. 2^64 used to reach msgpack-cxx's
+// integer shortcut, whose range check lets it into an out-of-range uint64_t cast (the
+// env_protocol fuzzer's find); the others are the edges of that shortcut.
+TEST(env_protocol, rewards_of_any_magnitude_round_trip_exactly_as_float64) {
+  const std::vector<double> values = {18446744073709551616.0, 18446744073709549568.0, -9223372036854775808.0,
+                                      1e300, -0.0, 3.0, 0.1, -2.5};
+  for (const double v : values) {
+    reply s;
+    s.type = "step_result";
+    s.id = 1;
+    s.result.rewards = {{"correct", v}};
+    std::string frame;
+    encode(s, frame);
+    EXPECT_NE(frame.find('\xcb'), std::string::npos) << v << " went out as float64";
+    const double back = decode_reply(frame).result.rewards.at("correct");
+    EXPECT_EQ(back, v);
+    EXPECT_EQ(std::signbit(back), std::signbit(v)) << v;
+  }
 }
 
 void expect_error(const std::string& frame, const std::string& want, const limits& lim = {}) {
