@@ -11,7 +11,6 @@
 #include <utility>
 #include <vector>
 
-#include "core/error.hpp"
 #include "policies/tokenizer.hpp"
 
 namespace {
@@ -55,6 +54,10 @@ std::vector<std::string> lines_of(const std::string& text) {
 int main(int argc, char** argv) {
   std::string dir, text_file;
   double mb = 2;
+  if (argc % 2 == 0) {
+    std::fprintf(stderr, "tokenizer_bench: %s needs a value\n", argv[argc - 1]);
+    return 2;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     if (flag == "--dir") dir = argv[i + 1];

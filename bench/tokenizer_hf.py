@@ -21,7 +21,10 @@ def main():
     while len(text.encode()) < a.mb * 1e6:
         text += source
     runs = "a" * 500000 + " " * 500000 + "x"
-    cases = (("text", [text]), ("lines", text.splitlines(keepends=True)), ("runs", [runs]))
+    # Split at "\n" only, as the C++ side does (splitlines() also splits at \r, \x0b, ...).
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    cases = (("text", [text]), ("lines", [line for line in lines if line]), ("runs", [runs]))
     for name, pieces in cases:
         size = sum(len(p.encode()) for p in pieces)
         best, ids = 0.0, 0
