@@ -166,9 +166,41 @@ struct cluster_head::state {
   std::function<void(const std::string&)> on_refused;
   caf::actor store;
   bool ending = false;
+  bool tls = false;  // joins are then held to the name on the worker's certificate
 };
 
 namespace {
+
+// Registers a worker whose join passed the checks; refused if its name is taken.
+caf::expected<caf::actor> admit(caf::event_based_actor* self, const std::shared_ptr<cluster_head::state>& st,
+                                const worker_facts& f, const caf::actor& spawner_handle) {
+  caf::actor store;
+  {
+    std::lock_guard<std::mutex> lock(st->m);
+    if (st->ending) return make_error(errc::stopped, "the run is ending");
+    auto it = st->joined.find(f.name);
+    if (it != st->joined.end())
+      return make_error(errc::bad_input, "a worker named '" + f.name + "' has already joined (host " +
+                                             it->second.host + ", pid " + std::to_string(it->second.pid) +
+                                             "); give each worker its own --name");
+    worker_info info;
+    info.name = f.name;
+    info.host = f.host;
+    info.spawner = spawner_handle;
+    info.pid = f.pid;
+    info.cores = f.cores;
+    info.cuda_devices = f.cuda_devices;
+    st->joined[f.name] = info;
+    store = st->store;
+  }
+  self->monitor(spawner_handle);
+  st->joined_cv.notify_all();
+  const std::string text = "worker '" + f.name + "' joined from " + f.host + " (pid " + std::to_string(f.pid) + ", " +
+                           std::to_string(f.cores) + " cores, " + std::to_string(f.cuda_devices) + " CUDA devices)";
+  log_line(text);
+  record_event(self, store, event_row{wall_clock_now(), "worker_joined", "cluster", text});
+  return caf::actor_cast<caf::actor>(self);
+}
 
 caf::behavior registry(caf::event_based_actor* self, std::shared_ptr<cluster_head::state> st) {
   self->set_down_handler([self, st](caf::down_msg& m) {
@@ -201,32 +233,44 @@ caf::behavior registry(caf::event_based_actor* self, std::shared_ptr<cluster_hea
                                                ": run the same troupe build on every node");
       if (auto bad = check_worker_name(f.name)) return make_error(errc::bad_input, "worker name: " + *bad);
       if (!spawner_handle) return make_error(errc::bad_input, "a join without a spawner");
-      caf::actor store;
-      {
-        std::lock_guard<std::mutex> lock(st->m);
-        if (st->ending) return make_error(errc::stopped, "the run is ending");
-        auto it = st->joined.find(f.name);
-        if (it != st->joined.end())
-          return make_error(errc::bad_input, "a worker named '" + f.name + "' has already joined (host " +
-                                                 it->second.host + ", pid " + std::to_string(it->second.pid) +
-                                                 "); give each worker its own --name");
-        worker_info info;
-        info.name = f.name;
-        info.host = f.host;
-        info.spawner = spawner_handle;
-        info.pid = f.pid;
-        info.cores = f.cores;
-        info.cuda_devices = f.cuda_devices;
-        st->joined[f.name] = info;
-        store = st->store;
-      }
-      self->monitor(spawner_handle);
-      st->joined_cv.notify_all();
-      const std::string text = "worker '" + f.name + "' joined from " + f.host + " (pid " + std::to_string(f.pid) + ", " +
-                               std::to_string(f.cores) + " cores, " + std::to_string(f.cuda_devices) + " CUDA devices)";
-      log_line(text);
-      record_event(self, store, event_row{wall_clock_now(), "worker_joined", "cluster", text});
-      return caf::actor_cast<caf::actor>(self);
+      if (!st->tls) return admit(self, st, f, spawner_handle);
+      // With TLS, the name must be the one the worker's certificate was issued for:
+      // otherwise any node the CA signed could join as any worker and take its work.
+      // The middleman says which connection the join came in on.
+      const auto sender = self->current_sender();
+      if (sender == nullptr) return make_error(errc::bad_input, "a join without a sender");
+      const auto node = sender->node();
+      auto rp = self->make_response_promise();
+      self->request(self->system().middleman().actor_handle(), std::chrono::seconds(10), caf::get_atom::value, node)
+        .then(
+          [self, st, f, spawner_handle, rp](const caf::node_id&, const std::string& host, std::uint16_t port) mutable {
+            const auto cn = tls_peer_name(host, port);
+            if (!cn || *cn != f.name) {
+              const std::string text = "refused worker '" + f.name + "' from " + host + ":" + std::to_string(port) + ": " +
+                                       (cn ? "its certificate was issued for '" + *cn + "'"
+                                           : std::string("no verified certificate is known for that connection")) +
+                                       "; a worker joins under the name on its certificate (`troupe cluster certs DIR "
+                                       "--nodes " + f.name + "` makes one)";
+              log_line(text);
+              caf::actor store;
+              std::function<void(const std::string&)> cb;
+              {
+                std::lock_guard<std::mutex> lock(st->m);
+                store = st->store;
+                cb = st->on_refused;
+              }
+              record_event(self, store, event_row{wall_clock_now(), "tls_refused", "cluster", text});
+              if (cb) cb(text);
+              rp.deliver(make_error(errc::bad_input, text));
+              return;
+            }
+            rp.deliver(admit(self, st, f, spawner_handle));
+          },
+          [f, rp](caf::error& e) mutable {
+            rp.deliver(make_error(errc::internal, "worker '" + f.name + "': cannot tell which connection its join came "
+                                                  "in on: " + caf::to_string(e)));
+          });
+      return rp;
     },
     // Events of remote actors (their `store`): forwarded with the worker's name.
     [self, st](event_atom, event_row& row) {
@@ -313,6 +357,7 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
       cfg_.tls.passphrase = p;
     check_tls_files(cfg_.tls, "cluster.tls");
     install_tls(sys_, cfg_.tls);
+    st_->tls = true;
   }
   registry_ = sys_.spawn(registry, st_);
   // "0.0.0.0" and "::" bind every interface; CAF takes nullptr for that.

@@ -13,6 +13,7 @@
 #include <caf/actor_system_config.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -126,6 +127,37 @@ void report(SSL* ssl, const std::string& what) {
   for (const auto& [id, sink] : sinks()) sink(line);
 }
 
+// --- verified peer names -------------------------------------------------------------
+
+// "host|port" of each accepted peer whose certificate verified -> its CN. Bounded: an
+// entry is read once, right after its handshake, when the worker's join arrives.
+std::mutex names_mutex;
+std::map<std::string, std::string>& peer_names() {
+  static std::map<std::string, std::string> m;
+  return m;
+}
+
+std::string peer_key(std::string host, std::uint16_t port) {
+  if (host.rfind("::ffff:", 0) == 0) host.erase(0, 7);
+  return host + "|" + std::to_string(port);
+}
+
+// After a server-side handshake completes: the verified peer certificate's CN.
+void remember_peer_name(SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return;
+  char cn[256] = {0};
+  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) <= 0) return;
+  const std::string where = peer_of(ssl);  // "host:port"; the host may hold colons (IPv6)
+  const auto colon = where.rfind(':');
+  if (colon == std::string::npos) return;
+  const std::string host = where.substr(0, colon);
+  const auto port = static_cast<std::uint16_t>(std::strtoul(where.c_str() + colon + 1, nullptr, 10));
+  std::lock_guard<std::mutex> lock(names_mutex);
+  if (peer_names().size() >= 4096) peer_names().clear();
+  peer_names()[peer_key(host, port)] = cn;
+}
+
 // Observes OpenSSL's verdict on each certificate of the peer's chain; never changes it.
 int observe_verify(int preverify_ok, X509_STORE_CTX* ctx) {
   if (preverify_ok == 1) return preverify_ok;
@@ -147,7 +179,11 @@ int observe_verify(int preverify_ok, X509_STORE_CTX* ctx) {
 // not finished before the call is a refusal (by us or by the peer). The state is taken
 // before the call because a failure moves it to "error", which is not "finished".
 void after_handshake_call(SSL* ssl, bool was_established, int ret) {
-  if (ret > 0 || ssl == nullptr || was_established) return;
+  if (ssl == nullptr || was_established) return;
+  if (ret > 0) {
+    if (SSL_is_init_finished(ssl) && SSL_is_server(ssl)) remember_peer_name(ssl);
+    return;
+  }
   const int err = SSL_get_error(ssl, ret);
   if (err != SSL_ERROR_SSL) return;  // would block, or a plain close
   const unsigned long e = ERR_peek_last_error();
@@ -225,6 +261,13 @@ void install_tls(caf::actor_system& sys, const tls_options& tls) {
   cfg.openssl_passphrase = tls.passphrase;
   cfg.openssl_cafile = tls.cafile;
   cfg.openssl_capath.clear();
+}
+
+std::optional<std::string> tls_peer_name(const std::string& host, std::uint16_t port) {
+  std::lock_guard<std::mutex> lock(names_mutex);
+  const auto it = peer_names().find(peer_key(host, port));
+  if (it == peer_names().end()) return std::nullopt;
+  return it->second;
 }
 
 int add_tls_refusal_sink(std::function<void(const std::string&)> sink) {

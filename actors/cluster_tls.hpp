@@ -19,7 +19,9 @@
 
 #include <caf/actor_system.hpp>
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "actors/cluster_config.hpp"
@@ -45,6 +47,13 @@ void install_tls(caf::actor_system& sys, const tls_options& tls);
 // middleman's thread: they must be quick and not block.
 int add_tls_refusal_sink(std::function<void(const std::string& line)> sink);  // returns an id
 void remove_tls_refusal_sink(int id);
+
+// The common name of the certificate that the peer of an accepted (server-side) TLS
+// connection presented and that verified, by the peer's address and port as the
+// middleman reports them (an IPv4-mapped "::ffff:" prefix is ignored). nullopt when no
+// such handshake from there is known. The head holds a joining worker to the name its
+// certificate was issued for with it.
+std::optional<std::string> tls_peer_name(const std::string& host, std::uint16_t port);
 
 // `troupe cluster certs DIR --nodes a,b`: a CA (ca.crt, ca.key) and, for each node, a
 // certificate signed by it (NODE.crt, NODE.key), EC P-256, valid `days`. An existing

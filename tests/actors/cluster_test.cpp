@@ -443,6 +443,44 @@ TEST(cluster_tls, certs_from_troupe_cluster_certs_authenticate_head_and_worker) 
   EXPECT_EQ(err.find("refused"), std::string::npos) << "a clean run logs no refusal: " << err;
 }
 
+// A certificate the CA signed for one worker does not let its holder join as another:
+// the head compares the joining name with the certificate of the connection it came in
+// on. The rightful name still joins afterwards.
+TEST(cluster_tls, a_worker_joining_under_another_name_than_its_certificates_is_refused) {
+  testing::temp_dir dir;
+  const std::string certs = dir / "certs";
+  write_cluster_certs(certs, {"head", "w1", "w2"});
+  auto c = loopback(3);
+  c.tls = {certs + "/head.crt", certs + "/head.key", certs + "/ca.crt", ""};
+  rig r(c);
+  auto& head = *r.head;
+  auto o = joining(head, "w2");
+  o.tls = {certs + "/w1.crt", certs + "/w1.key", certs + "/ca.crt", ""};
+  ::testing::internal::CaptureStderr();
+  auto& impostor = r.add(o);
+  // Waiting on the head, not on the impostor: one that got in would serve until the
+  // head ends (the rig's destructor), so joining its thread here would hang.
+  EXPECT_ANY_THROW(head.wait_for({"w2"})) << "the impostor joined";
+  if (!head.workers().empty()) {
+    ::testing::internal::GetCapturedStderr();
+    return;
+  }
+  impostor.join();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(impostor.code, -2);
+  EXPECT_NE(impostor.error.find("refused worker 'w2' from 127.0.0.1:"), std::string::npos) << impostor.error;
+  EXPECT_NE(impostor.error.find("its certificate was issued for 'w1'"), std::string::npos) << impostor.error;
+  EXPECT_NE(err.find("refused worker 'w2'"), std::string::npos) << "the head logs it: " << err;
+  EXPECT_TRUE(head.workers().empty());
+
+  auto rightful = joining(head, "w2");
+  rightful.tls = {certs + "/w2.crt", certs + "/w2.key", certs + "/ca.crt", ""};
+  r.add(rightful);
+  head.wait_for({"w2"});
+  ASSERT_EQ(head.workers().size(), 1u);
+  EXPECT_EQ(head.workers()[0].name, "w2");
+}
+
 TEST(cluster_tls, a_worker_with_a_certificate_from_another_ca_is_refused_and_the_refusal_is_logged) {
   testing::temp_dir dir;
   const std::string certs = dir / "certs", other = dir / "other";
