@@ -129,8 +129,10 @@ void report(SSL* ssl, const std::string& what) {
 
 // --- verified peer names -------------------------------------------------------------
 
-// "host|port" of each accepted peer whose certificate verified -> its CN. Bounded: an
-// entry is read once, right after its handshake, when the worker's join arrives.
+// "host|port" of each accepted peer whose certificate verified -> its CN. A new
+// handshake from the same address and port overwrites its entry. An entry is needed only
+// until the worker's join arrives, right after the handshake, so the map is simply
+// cleared when it gets large.
 std::mutex names_mutex;
 std::map<std::string, std::string>& peer_names() {
   static std::map<std::string, std::string> m;
