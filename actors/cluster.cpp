@@ -171,6 +171,21 @@ struct cluster_head::state {
 
 namespace {
 
+// A refused peer (a failed TLS handshake, a name its certificate does not carry): a
+// `tls_refused` event in the store and the on_peer_refused callback. The line itself is
+// already on stderr.
+void report_refusal(const std::shared_ptr<cluster_head::state>& st, const std::string& line) {
+  std::function<void(const std::string&)> cb;
+  caf::actor store;
+  {
+    std::lock_guard<std::mutex> lock(st->m);
+    cb = st->on_refused;
+    store = st->store;
+  }
+  if (store) caf::anon_send(store, event_atom::value, event_row{wall_clock_now(), "tls_refused", "cluster", line});
+  if (cb) cb(line);
+}
+
 // Registers a worker whose join passed the checks; refused if its name is taken.
 caf::expected<caf::actor> admit(caf::event_based_actor* self, const std::shared_ptr<cluster_head::state>& st,
                                 const worker_facts& f, const caf::actor& spawner_handle) {
@@ -252,15 +267,7 @@ caf::behavior registry(caf::event_based_actor* self, std::shared_ptr<cluster_hea
                                        "; a worker joins under the name on its certificate (`troupe cluster certs DIR "
                                        "--nodes " + f.name + "` makes one)";
               log_line(text);
-              caf::actor store;
-              std::function<void(const std::string&)> cb;
-              {
-                std::lock_guard<std::mutex> lock(st->m);
-                store = st->store;
-                cb = st->on_refused;
-              }
-              record_event(self, store, event_row{wall_clock_now(), "tls_refused", "cluster", text});
-              if (cb) cb(text);
+              report_refusal(st, text);
               rp.deliver(make_error(errc::bad_input, text));
               return;
             }
@@ -369,17 +376,7 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
     throw system_error("cluster.listen: cannot listen on '" + cfg_.listen + "': " + sys_.render(bound.error()));
   }
   port_ = *bound;
-  refusal_sink_ = add_tls_refusal_sink([st = st_, reg = registry_](const std::string& line) {
-    std::function<void(const std::string&)> cb;
-    caf::actor store;
-    {
-      std::lock_guard<std::mutex> lock(st->m);
-      cb = st->on_refused;
-      store = st->store;
-    }
-    if (store) caf::anon_send(store, event_atom::value, event_row{wall_clock_now(), "tls_refused", "cluster", line});
-    if (cb) cb(line);
-  });
+  refusal_sink_ = add_tls_refusal_sink([st = st_](const std::string& line) { report_refusal(st, line); });
 }
 
 cluster_head::~cluster_head() {
