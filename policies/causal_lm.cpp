@@ -140,7 +140,17 @@ torch::Tensor decoder_layer_impl::forward(const torch::Tensor& x, const torch::T
 }
 
 decoder_impl::decoder_impl(const model_config& c) {
-  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(c.vocab_size, c.hidden_size));
+  // The pad row gets no gradient from lookups, as in transformers. It matters beyond
+  // parity: transformers initializes that row to zeros, and many checkpoints use the pad
+  // id as BOS too (pad = bos = eos = 0). A zero BOS embedding keeps slot 0's residual
+  // stream exactly zero through every layer (its attention sees only itself, v = 0,
+  // MLP(0) = 0), where each RMSNorm's backward is rsqrt(eps) * weight (1000x at eps 1e-6).
+  // Twelve layers multiply the gradient reaching that row to ~1e25: its fp32 norm
+  // overflows and every GRPO step is skipped. The weights' own gradients stay small
+  // (the activations at slot 0 are zero); only the embedding row collects it.
+  auto emb = torch::nn::EmbeddingOptions(c.vocab_size, c.hidden_size);
+  if (auto pad = c.padding_idx()) emb.padding_idx(*pad);
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(emb));
   layers = register_module("layers", torch::nn::ModuleList());
   for (std::int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(decoder_layer(c));
   norm = register_module("norm", rms_norm(c.hidden_size, c.rms_norm_eps));
@@ -254,6 +264,8 @@ void causal_lm_impl::init_weights(std::uint64_t seed) {
     }
     t.copy_(fresh);  // drawn on the CPU in float32: the same weights on every device and dtype
   }
+  // The pad row starts at zero, as transformers' _init_weights leaves it.
+  if (auto pad = config_.padding_idx()) model->embed_tokens->weight[*pad].zero_();
 }
 
 }  // namespace troupe

@@ -74,6 +74,11 @@ rope_config read_rope(const json& j, const std::string& source) {
 
 }  // namespace
 
+std::optional<std::int64_t> model_config::padding_idx() const {
+  if (pad_token_id && *pad_token_id >= 0 && *pad_token_id < vocab_size) return pad_token_id;
+  return std::nullopt;
+}
+
 void model_config::validate(const std::string& source) const {
   auto positive = [&](const char* key, std::int64_t v) {
     if (v <= 0) bad(source, key, "must be > 0, got " + std::to_string(v));

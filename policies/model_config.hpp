@@ -51,6 +51,11 @@ struct model_config {
   std::optional<std::int64_t> pad_token_id;
   double initializer_range = 0.02;
 
+  // The embedding row that gets no gradient from lookups, as transformers builds it
+  // (nn.Embedding(..., padding_idx=pad_token_id)): pad_token_id when it names a row,
+  // nothing otherwise (a pad id outside the vocabulary, or none).
+  std::optional<std::int64_t> padding_idx() const;
+
   // Throws input_error naming `source` and the key when a size is not positive, heads
   // do not divide, or kv heads do not divide heads.
   void validate(const std::string& source) const;

@@ -522,6 +522,33 @@ TEST(cli, grpo_trains_a_hugging_face_policy_named_by_policy_path) {
   EXPECT_NE(bad.err.find("policy.path: 'nowhere' is not a Hugging Face model directory"), std::string::npos) << bad.err;
 }
 
+// Checkpoints whose special ids are set the ways real ones set them (bos only, pad =
+// eos, pad = bos = eos = 0, none; tests/fixtures/make_padded_grad_fixtures.py), twelve
+// layers each, trained with BOS-prefixed prompts of different lengths: no step may be
+// skipped. Outputs longer than 8 characters are penalized, so rewards vary and the
+// updates are not zero.
+TEST(cli, grpo_trains_checkpoints_of_every_special_id_family_twenty_steps_without_a_skipped_step) {
+  testing::temp_dir dir;
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  for (const std::string family : {"llama3", "qwen2", "zeros", "none"}) {
+    const std::string model = std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/hf_special_ids/" + family;
+    auto r = troupe(dir, "run '" + example + "' policy.path='" + model + "' policy.chat_format=plain run.name=" + family +
+                             " sft.steps=0 grpo.steps=20 grpo.prompts_per_step=4 grpo.group_size=4 grpo.max_new_tokens=4"
+                             " grpo.eval_every=0 grpo.eval_prompts=2 grpo.checkpoint_every=0 guardrails.max_output_chars=8"
+                             " trainer.lr=1e-3 system.progress=off");
+    ASSERT_EQ(r.code, 0) << family << "\n" << r.out << r.err;
+    auto store = run_store::open(dir.path() / "runs" / family / "store.sqlite", store_mode::read_only);
+    const auto skipped = store.metrics("train/skipped");
+    ASSERT_EQ(skipped.size(), 20u) << family;
+    for (const auto& m : skipped) EXPECT_EQ(m.value, 0.0) << family << " skipped step " << m.step;
+    double padding = 0, loss = 0;
+    for (const auto& m : store.metrics("train/padding_fraction")) padding = std::max(padding, m.value);
+    for (const auto& m : store.metrics("train/loss")) loss = std::max(loss, std::abs(m.value));
+    EXPECT_GT(padding, 0.0) << family << ": no step had padding";
+    EXPECT_GT(loss, 0.0) << family << ": every update was zero";
+  }
+}
+
 TEST(cli, grpo_trains_against_the_python_environment_server) {
   if (!testing::python_has_zmq_and_msgpack()) GTEST_SKIP() << "/usr/bin/python3 lacks zmq or msgpack (scripts/setup.sh installs them)";
   testing::temp_dir dir;

@@ -10,6 +10,7 @@
 #include "policies/generation.hpp"
 #include "policies/safetensors.hpp"
 #include "policies/tokenizer.hpp"
+#include "tests/support/hf_reference.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace troupe {
@@ -17,20 +18,7 @@ namespace {
 
 const std::string fixtures = std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/hf/";
 
-torch::Tensor to_tensor(const st_tensor_view& v) {
-  auto dtype = v.dtype == st_dtype::i64 ? torch::kInt64 : torch::kFloat32;
-  return torch::from_blob(const_cast<std::byte*>(v.data), v.shape, dtype).clone();
-}
-
-struct reference {
-  explicit reference(const std::string& dir) : file(safetensors_file::open(dir + "/reference.safetensors")) {}
-  torch::Tensor operator[](const std::string& name) const { return to_tensor(file.tensor(name)); }
-  std::vector<token_id> ids(const std::string& name) const {
-    auto t = (*this)[name];
-    return std::vector<token_id>(t.data_ptr<std::int64_t>(), t.data_ptr<std::int64_t>() + t.numel());
-  }
-  safetensors_file file;
-};
+using reference = testing::hf_reference;
 
 // Largest |a - b| over the positions where mask (B, T) is 1.
 double max_diff_where(const torch::Tensor& a, const torch::Tensor& b, const torch::Tensor& mask) {
