@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "actors/env_host.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/message_types.hpp"
 #include "actors/store_actor.hpp"
 
 namespace troupe {

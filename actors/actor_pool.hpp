@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
 #include "core/store.hpp"
 
 namespace troupe {

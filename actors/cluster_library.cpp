@@ -28,7 +28,7 @@ std::vector<std::string> candidate_paths() {
 const cluster_library_api* load() {
   std::string tried;
   for (const auto& path : candidate_paths()) {
-    // RTLD_GLOBAL: its OpenSSL wrappers (actors/cluster_tls.hpp) must come before
+    // RTLD_GLOBAL: its OpenSSL wrappers (distributed/cluster_tls.hpp) must come before
     // libssl's own symbols for caf_openssl.
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_GLOBAL);
     if (handle == nullptr) {

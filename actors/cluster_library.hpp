@@ -5,7 +5,7 @@
 // and cli/cmd_worker.cpp), which cluster_library() dlopens the first time an actor
 // system is configured or a cluster command runs.
 //
-// Code that uses the cluster API (actors/cluster.hpp) links troupe_cluster directly;
+// Code that uses the cluster API (distributed/cluster.hpp) links troupe_cluster directly;
 // this table is only what the troupe_actors library and the binary need from it.
 #pragma once
 

@@ -5,14 +5,24 @@
 #include <functional>
 #include <map>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
+#include "actors/protocol/message_types.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "core/error.hpp"
+#ifdef TROUPE_HAVE_EXTERNAL_ENV
+#include "environments/external/external_env.hpp"
+#endif
 
 namespace troupe {
+
+#ifdef TROUPE_HAVE_EXTERNAL_ENV
+// The `external` environment registers itself when its library loads; naming one of
+// its symbols keeps that library a dependency under --as-needed, so every env host
+// can host it.
+[[maybe_unused]] const auto keep_external_environment = &external_env_options::parse;
+#endif
 
 namespace {
 
@@ -197,6 +207,17 @@ caf::behavior env_host(host_actor* self, env_host_options opts) {
 }
 
 }  // namespace
+
+env_host_options env_host_options_for(const env_section& env, const caf::actor& store) {
+  env_host_options o;
+  o.env = env.name;
+  o.options = env.options;
+  o.pool = static_cast<int>(env.pool);
+  o.episode_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(env.episode_timeout_s * 1000));
+  o.step_timeout = std::chrono::milliseconds(static_cast<std::int64_t>(env.step_timeout_s * 1000));
+  o.store = store;
+  return o;
+}
 
 caf::actor spawn_env_host(caf::actor_system& sys, const env_host_options& opts) {
   if (opts.pool < 1) throw input_error("env.pool: must be >= 1");

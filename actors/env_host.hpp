@@ -28,22 +28,12 @@
 #include <chrono>
 #include <string>
 
+#include "actors/protocol/env_host.hpp"
+#include "core/config_binding.hpp"
 #include "environments/environment.hpp"
 
 namespace troupe {
 
-struct episode_request {
-  task t;
-  std::string action;  // the policy's text
-};
-
-struct episode_result {
-  std::string task_id;
-  step_result verdict;
-  bool failed = false;
-  std::string error;   // why it failed
-  double seconds = 0;  // time spent in reset + step
-};
 
 struct env_host_options {
   std::string env;                 // registered name (environments/environment.hpp)
@@ -53,6 +43,34 @@ struct env_host_options {
   std::chrono::milliseconds step_timeout{std::chrono::seconds(30)};  // multi-turn open / step
   caf::actor store;                // for restart / replace events; may be invalid
 };
+
+// `env:` which environment judges the episodes.
+struct env_section {
+  std::string name = "arithmetic";
+  std::map<std::string, std::string> options;  // the environment's own options
+  std::int64_t pool = 4;                       // instances judging concurrently
+  double episode_timeout_s = 30;
+  double step_timeout_s = 30;                  // multi-turn: one reset or step
+  std::int64_t max_turns = 1;                  // 1: single-turn; more: multi-turn episodes
+  std::string success = "correct";             // the reward component that means solved (pass@k, accuracy)
+
+  template <class V>
+  void describe(V& v) {
+    v.field("name", name, "a registered environment");
+    v.field("max_turns", max_turns,
+            "policy turns per episode: 1 judges one answer; more plays multi-turn episodes (games, tools)",
+            in_range<std::int64_t>(1, 1000));
+    v.field("success", success, "reward component whose value > 0 means the episode succeeded (accuracy, pass@k)");
+    v.field("options", options, "the environment's options, e.g. {max_digits: \"2\"}");
+    v.field("pool", pool, "environment instances judging episodes concurrently", in_range<std::int64_t>(1, 4096));
+    v.field("episode_timeout_s", episode_timeout_s, "an episode running longer fails", greater_than(0.0));
+    v.field("step_timeout_s", step_timeout_s, "multi-turn: one reset or step of the environment running longer fails",
+            greater_than(0.0));
+  }
+};
+
+// The host's options for `env` (timeouts in milliseconds), recording events in `store`.
+env_host_options env_host_options_for(const env_section& env, const caf::actor& store);
 
 // Throws input_error for an unknown environment or bad options (it builds one instance
 // up front to check them).

@@ -4,9 +4,9 @@
 
 #include <stdexcept>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
+#include "actors/protocol/message_types.hpp"
 
 namespace troupe {
 

@@ -1,7 +1,7 @@
 // The guard-model actor: a language model that rails ask (guardrails/model_interfaces.hpp),
 // as an actor, so that the rails of a guardrail actor (and its restarts) share one model
 // that lives outside them. It wraps any logprob_scorer / guard_model (in training, the
-// LibTorch model of actors/lm_guard_model.hpp; in tests, a fake) and answers one request
+// LibTorch model of actors/policy/lm_guard_model.hpp; in tests, a fake) and answers one request
 // at a time on its own thread (detached: a model call is seconds of computing).
 //
 // Protocol:

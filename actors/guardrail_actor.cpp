@@ -5,10 +5,10 @@
 #include <chrono>
 #include <filesystem>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
 #include "actors/guard_model_actor.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/message_types.hpp"
 #include "core/error.hpp"
 
 namespace troupe::guardrail_detail {

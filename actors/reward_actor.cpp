@@ -2,9 +2,9 @@
 
 #include <caf/all.hpp>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
+#include "actors/protocol/message_types.hpp"
 
 namespace troupe {
 

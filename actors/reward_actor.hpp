@@ -13,21 +13,11 @@
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
 
-#include "guardrails/rail.hpp"
+#include "actors/protocol/reward.hpp"
 #include "rewards/reward.hpp"
 
 namespace troupe {
 
-struct reward_request {
-  reward_components env;              // the environment's components
-  std::vector<rail_verdict> verdicts; // output rails
-  bool failed = false;                // the episode failed (environment error)
-};
-
-struct reward_result {
-  reward_components components;
-  double total = 0;
-};
 
 caf::actor spawn_reward_actor(caf::actor_system& sys, const reward_section& cfg, double failure_reward = 0.0);
 

@@ -19,7 +19,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/fwd.hpp>
 
-#include "actors/message_types.hpp"  // inspect() for the rows below
+#include "actors/protocol/message_types.hpp"  // inspect() for the rows below
 #include "core/store.hpp"
 
 namespace troupe {

@@ -5,9 +5,9 @@
 #include <deque>
 #include <memory>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
+#include "actors/protocol/message_types.hpp"
 #include "actors/store_actor.hpp"
 
 namespace troupe {
@@ -77,6 +77,16 @@ caf::behavior supervisor(supervisor_actor* self, supervisor_spec spec) {
 
 caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec) {
   return sys.spawn(supervisor, std::move(spec));
+}
+
+caf::actor spawn_supervised(caf::actor_system& sys, const std::string& name, const caf::actor& store,
+                            std::function<caf::actor(caf::actor_system&)> make) {
+  caf::anon_send_exit(make(sys), caf::exit_reason::user_shutdown);
+  supervisor_spec spec;
+  spec.name = name;
+  spec.factory = [make](caf::event_based_actor* sup) { return make(sup->system()); };
+  spec.store = store;
+  return spawn_supervisor(sys, std::move(spec));
 }
 
 }  // namespace troupe

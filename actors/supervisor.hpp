@@ -36,4 +36,10 @@ struct supervisor_spec {
 
 caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);
 
+// A supervisor over the actor `make` spawns, named `name` in events sent to `store`.
+// `make` runs once first, outside the supervisor, so that a bad config surfaces now as
+// the caller's input error instead of as restarts; that probe is then stopped.
+caf::actor spawn_supervised(caf::actor_system& sys, const std::string& name, const caf::actor& store,
+                            std::function<caf::actor(caf::actor_system&)> make);
+
 }  // namespace troupe

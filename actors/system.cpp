@@ -4,8 +4,8 @@
 
 #include "actors/cluster_library.hpp"
 
-#include "actors/errors.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/errors.hpp"
+#include "actors/protocol/message_types.hpp"
 
 namespace troupe {
 

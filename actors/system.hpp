@@ -25,7 +25,7 @@ struct system_section {
 };
 
 // Fills `cfg`: scheduler.max-threads from `sys`, the "troupe" error category, every
-// troupe message type (actors/message_types.hpp), and the middleman with caf_openssl
+// troupe message type (actors/protocol/message_types.hpp), and the middleman with caf_openssl
 // (loading libtroupe_cluster.so on first use; system_error if it cannot be found).
 void configure_actor_system(caf::actor_system_config& cfg, const system_section& sys);
 

@@ -18,8 +18,8 @@
 #include <thread>
 #include <unistd.h>
 
-#include "actors/cluster.hpp"
-#include "actors/cluster_tls.hpp"
+#include "distributed/cluster.hpp"
+#include "distributed/cluster_tls.hpp"
 #include "actors/system.hpp"
 
 namespace {

@@ -15,9 +15,9 @@
 #include <iostream>
 #include <string>
 
-#include "actors/data_parallel_gloo.hpp"
+#include "algorithms/data_parallel_gloo.hpp"
 #include "policies/model_config.hpp"
-#include "policies/trainer.hpp"
+#include "algorithms/trainer.hpp"
 
 extern char** environ;
 

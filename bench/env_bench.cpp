@@ -1,5 +1,5 @@
 // Environment steps per second and latency per step, in process and through the
-// external bridge (environments/external_env.hpp), against the floor of a raw ZeroMQ
+// external bridge (environments/external/external_env.hpp), against the floor of a raw ZeroMQ
 // DEALER/ROUTER round trip carrying frames of the same sizes.
 //   build/bench/env_bench --benchmark_counters_tabular=true
 //
@@ -23,8 +23,8 @@
 #include <thread>
 #include <zmq.hpp>
 
-#include "environments/env_protocol.hpp"
-#include "environments/external_env.hpp"
+#include "environments/external/env_protocol.hpp"
+#include "environments/external/external_env.hpp"
 
 extern char** environ;
 

@@ -1,4 +1,4 @@
-// FP8 codec throughput (policies/fp8_codec.hpp): encode and decode of a 4096 x 4096
+// FP8 codec throughput (weights/fp8_codec.hpp): encode and decode of a 4096 x 4096
 // weight, in bytes of the input per second (fp32 or bf16 in for encode, the codes for
 // decode), against memcpy of the same bytes in the same run, and against torch's own
 // cast to float8_e4m3fn (per-tensor scaled, no blocks) for scale. With a CUDA device, the
@@ -16,9 +16,9 @@
 #include <random>
 #include <vector>
 
-#include "policies/fp8_codec.hpp"
-#include "policies/fp8_codec_cuda.hpp"
-#include "policies/fp8_e4m3.hpp"
+#include "weights/fp8_codec.hpp"
+#include "weights/fp8_codec_cuda.hpp"
+#include "weights/fp8_e4m3.hpp"
 
 namespace {
 

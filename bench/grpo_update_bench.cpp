@@ -1,5 +1,5 @@
 // GRPO update throughput of troupe's trainer: trained (response) tokens per second of
-// train_step with clipped_pg_loss (policies/losses.hpp, no KL), AdamW and grad-norm
+// train_step with clipped_pg_loss (algorithms/losses.hpp, no KL), AdamW and grad-norm
 // clipping, microbatched, on random sequences of one length with fixed random
 // advantages. lp_old is scored once before timing (as the trainer actor does per
 // batch). One warm-up step, then the best of --repeats, in wall time and in CPU time of
@@ -20,7 +20,7 @@
 #include <string>
 
 #include "policies/checkpoint.hpp"
-#include "policies/trainer.hpp"
+#include "algorithms/trainer.hpp"
 
 using namespace troupe;
 

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/atoms.hpp"
+#include "actors/protocol/atoms.hpp"
 #include "actors/guardrail_actor.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/message_types.hpp"
 #include "actors/system.hpp"
 
 namespace {

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "policies/tokenizer.hpp"
+#include "policies/tokenizers/tokenizer.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Weight sync through the remote transports (actors/weight_transport.hpp): seconds per
+// Weight sync through the remote transports (weights/weight_transport.hpp): seconds per
 // update of a weights map, raw against FP8 on the wire, single- against double-buffered
 // buckets (the single-buffered raw run is the baseline, in the same run).
 //   --device cpu (default): gloo_weight_transport across two processes, a Llama-shaped
@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "actors/nccl_weight_transport.hpp"
-#include "actors/weight_transport.hpp"
-#include "policies/fp8_weights.hpp"
+#include "weights/nccl_weight_transport.hpp"
+#include "weights/weight_transport.hpp"
+#include "weights/fp8_weights.hpp"
 
 extern char** environ;
 

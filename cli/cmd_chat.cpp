@@ -3,15 +3,15 @@
 // (guardrails/guarded_agent.hpp). Part of the torch plugin.
 #include <iostream>
 
-#include "actors/lm_guard_model.hpp"
+#include "actors/policy/lm_guard_model.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"
 #include "guardrails/guarded_agent.hpp"
 #include "guardrails/model_interfaces.hpp"
-#include "policies/chat_template.hpp"
+#include "policies/tokenizers/chat_template.hpp"
 #include "policies/checkpoint.hpp"
 #include "policies/generation.hpp"
-#include "policies/tokenizer.hpp"
+#include "policies/tokenizers/tokenizer.hpp"
 
 namespace troupe::cli {
 

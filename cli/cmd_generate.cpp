@@ -5,10 +5,10 @@
 
 #include "cli/commands.hpp"
 #include "core/error.hpp"
-#include "policies/chat_template.hpp"
+#include "policies/tokenizers/chat_template.hpp"
 #include "policies/checkpoint.hpp"
 #include "policies/generation.hpp"
-#include "policies/tokenizer.hpp"
+#include "policies/tokenizers/tokenizer.hpp"
 
 namespace troupe::cli {
 

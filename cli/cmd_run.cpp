@@ -7,9 +7,9 @@
 #include <iostream>
 #include <optional>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
-#include "actors/experiment.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
+#include "experiments/experiment.hpp"
 #include "actors/store_actor.hpp"
 #include "cli/commands.hpp"
 #include "core/config_tree.hpp"

@@ -1,13 +1,13 @@
 // `troupe worker` (serve a cluster head) and `troupe cluster certs` (quick-start TLS
-// files). docs/cluster.md is the guide; actors/cluster.hpp the machinery.
+// files). docs/cluster.md is the guide; distributed/cluster.hpp the machinery.
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
 #include <cstdlib>
 #include <iostream>
 
-#include "actors/cluster.hpp"
-#include "actors/cluster_tls.hpp"
+#include "distributed/cluster.hpp"
+#include "distributed/cluster_tls.hpp"
 #include "actors/system.hpp"
 #include "cli/commands.hpp"
 #include "core/error.hpp"

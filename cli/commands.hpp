@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/experiment.hpp"
+#include "experiments/experiment.hpp"
 #include "core/run_dir.hpp"
 
 namespace troupe::cli {

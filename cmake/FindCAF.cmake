@@ -1,6 +1,6 @@
 # FindCAF: the C++ Actor Framework 0.17 ships no CMake package config.
 # Defines CAF::core, CAF::io and CAF::openssl (TLS for the middleman: the cluster,
-# actors/cluster.hpp, needs it), plus CAF_VERSION read from caf/config.hpp
+# distributed/cluster.hpp, needs it), plus CAF_VERSION read from caf/config.hpp
 # (e.g. 1706 -> 0.17.6).
 find_path(CAF_INCLUDE_DIR caf/config.hpp)
 find_library(CAF_CORE_LIBRARY caf_core)

@@ -1,5 +1,5 @@
 // Errors that leave troupe's plain classes as exceptions. Actors convert them to
-// caf::error values at their boundary (actors/errors.hpp); the CLI turns them into one
+// caf::error values at their boundary (actors/protocol/errors.hpp); the CLI turns them into one
 // line on stderr and an exit code.
 #pragma once
 

@@ -1,6 +1,6 @@
 // Datasets of text examples for the offline experiments (SFT, DPO): read from JSON
 // Lines files, or generated from the arithmetic task generator. Torch-free: the
-// experiments tokenize and lay the examples out afterwards (policies/sft_data.hpp).
+// experiments tokenize and lay the examples out afterwards (algorithms/sft_data.hpp).
 //
 // File formats, one JSON object per line (blank lines are skipped):
 //   SFT          {"prompt": "12+34=", "response": "46"}
@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "environments/arithmetic.hpp"
-#include "policies/chat_template.hpp"  // chat_message only: a plain struct, no code
+#include "policies/tokenizers/chat_template.hpp"  // chat_message only: a plain struct, no code
 
 namespace troupe {
 

@@ -92,7 +92,7 @@ class causal_lm_impl : public torch::nn::Module {
   // logits of a few positions only (scoring, the last token) map those with logits().
   torch::Tensor hidden_states(const torch::Tensor& input_ids, const torch::Tensor& attention_mask);
 
-  // Packed rows (policies/sft_data.hpp): segment_ids (B, T) int64 number the sequences
+  // Packed rows (algorithms/sft_data.hpp): segment_ids (B, T) int64 number the sequences
   // of each row (0 on padding). A token attends only to earlier tokens of its own
   // segment and positions restart at 0 in each, so every packed sequence computes what
   // it computes alone. The block-diagonal mask costs nothing extra: attention always

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "policies/causal_lm.hpp"
-#include "policies/tokenizer.hpp"
+#include "policies/tokenizers/tokenizer.hpp"
 
 namespace troupe {
 

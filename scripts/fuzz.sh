@@ -16,12 +16,12 @@ mkdir -p "$out/corpus-$target"
 
 case "$target" in
   safetensors) sources="policies/safetensors.cpp core/error.cpp" ;;
-  tokenizer)   sources="policies/tokenizer.cpp policies/bpe_tokenizer.cpp policies/char_tokenizer.cpp policies/unicode_text.cpp policies/unicode_nfc_tables.cpp core/error.cpp" ;;
+  tokenizer)   sources="policies/tokenizers/tokenizer.cpp policies/tokenizers/bpe_tokenizer.cpp policies/tokenizers/char_tokenizer.cpp policies/tokenizers/unicode_text.cpp policies/tokenizers/unicode_nfc_tables.cpp core/error.cpp" ;;
   environments) sources="environments/calculator.cpp environments/countdown.cpp environments/expression.cpp environments/guess_number.cpp environments/jsonl_tasks.cpp environments/options.cpp environments/registry.cpp environments/tags.cpp environments/task_source.cpp core/config_binding.cpp core/config_tree.cpp core/error.cpp"
                libs="-lyaml-cpp" ;;
   rails)       sources="$(ls guardrails/*.cpp) core/config_tree.cpp core/config_binding.cpp core/error.cpp"
                libs="-lyaml-cpp -pthread" ;;
-  env_protocol) sources="environments/env_protocol.cpp core/error.cpp" ;;
+  env_protocol) sources="environments/external/env_protocol.cpp core/error.cpp" ;;
   *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, environments, rails, env_protocol)" >&2; exit 2 ;;
 esac
 

@@ -4,11 +4,11 @@
 #include <caf/all.hpp>
 
 #include "actors/actor_pool.hpp"
-#include "actors/atoms.hpp"
+#include "actors/protocol/atoms.hpp"
 #include "actors/env_host.hpp"
-#include "actors/errors.hpp"
+#include "actors/protocol/errors.hpp"
 #include "actors/guardrail_actor.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/message_types.hpp"
 #include "actors/reward_actor.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/system.hpp"

@@ -7,11 +7,11 @@
 #include <atomic>
 #include <thread>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
 #include "actors/guard_model_actor.hpp"
 #include "actors/guardrail_actor.hpp"
-#include "actors/message_types.hpp"
+#include "actors/protocol/message_types.hpp"
 #include "actors/system.hpp"
 #include "core/config_tree.hpp"
 #include "core/error.hpp"

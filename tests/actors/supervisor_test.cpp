@@ -2,8 +2,8 @@
 
 #include <caf/all.hpp>
 
-#include "actors/atoms.hpp"
-#include "actors/errors.hpp"
+#include "actors/protocol/atoms.hpp"
+#include "actors/protocol/errors.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/supervisor.hpp"
 #include "actors/system.hpp"

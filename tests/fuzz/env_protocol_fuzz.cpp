@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "core/error.hpp"
-#include "environments/env_protocol.hpp"
+#include "environments/external/env_protocol.hpp"
 
 namespace {
 

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "core/error.hpp"
-#include "policies/bpe_tokenizer.hpp"
+#include "policies/tokenizers/bpe_tokenizer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

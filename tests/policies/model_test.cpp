@@ -9,7 +9,7 @@
 #include "policies/checkpoint.hpp"
 #include "policies/generation.hpp"
 #include "policies/safetensors.hpp"
-#include "policies/tokenizer.hpp"
+#include "policies/tokenizers/tokenizer.hpp"
 #include "tests/support/hf_reference.hpp"
 #include "tests/support/temp_dir.hpp"
 

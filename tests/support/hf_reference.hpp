@@ -8,7 +8,7 @@
 #include <torch/torch.h>
 
 #include "policies/safetensors.hpp"
-#include "policies/tokenizer.hpp"
+#include "policies/tokenizers/tokenizer.hpp"
 
 namespace troupe::testing {
 

@@ -1,3 +1,0 @@
-// Stand-in for Gloo's header (see actors/gloo_headers/README.md).
-#pragma once
-#include "gloo/context.h"

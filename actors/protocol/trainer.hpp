@@ -1,0 +1,60 @@
+// The trainer actor: owns the policy being trained, its optimizer and the frozen
+// reference (algorithms/trainer.hpp), and turns rollouts into updates. Detached: a step
+// blocks its thread for seconds.
+//
+// Protocol:
+//   (train_atom, rollout_batch)  -> std::map<std::string, double>
+//       One GRPO update: lp_old and lp_ref are computed first, then the clipped
+//       policy-gradient loss over microbatches, one optimizer step. Metrics are named
+//       train/* (loss, kl, clip fractions, entropy, grad_norm, token_mult_prob_error, ...).
+//   (sft_atom, sft_batch)        -> std::map<std::string, double>
+//       One supervised step (masked NLL over the targets): sft/* metrics.
+//   (weights_atom)               -> weight_update     a snapshot of the current policy,
+//                                                      versioned by the GRPO step (SFT: 0)
+//   (save_atom, std::string dir) -> bool              trainer.save_checkpoint(dir)
+//   (load_atom, std::string reference_dir, std::string dir) -> std::int64_t
+//       Resume: the weights at reference_dir (the policy as GRPO started; "" when there is
+//       no reference or it is the current policy) become the frozen reference, then
+//       trainer.load_checkpoint(dir). Answers the restored GRPO step.
+// A trainer that diverges (NaN/inf steps in a row) answers errc::system_failure.
+#pragma once
+
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace troupe {
+
+// Completions to learn from. Row i is prompts[i] followed by completions[i].
+struct rollout_batch {
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<std::vector<std::int32_t>> completions;
+  std::vector<std::vector<float>> gen_logprobs;  // per completion token, from the generator
+  std::vector<double> advantages;                // per row
+  std::vector<std::int64_t> versions;            // weight version each row was sampled with
+  // Multi-turn rows: 1 at the policy's own tokens, 0 at the environment's observations
+  // inside the completion (those are not trained on). Empty: every completion token is
+  // the policy's.
+  std::vector<std::vector<float>> completion_masks;
+};
+
+// Supervised examples: learn targets[i] after prompts[i].
+struct sft_batch {
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<std::vector<std::int32_t>> targets;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, rollout_batch& x) {
+  return f(caf::meta::type_name("troupe::rollout_batch"), x.prompts, x.completions, x.gen_logprobs, x.advantages,
+           x.versions, x.completion_masks);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sft_batch& x) {
+  return f(caf::meta::type_name("troupe::sft_batch"), x.prompts, x.targets);
+}
+
+}  // namespace troupe

@@ -1,0 +1,3 @@
+// Stand-in for Gloo's header (see weights/gloo_headers/README.md).
+#pragma once
+#include "gloo/context.h"
