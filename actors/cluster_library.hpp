@@ -1,11 +1,12 @@
 // The network half of troupe is loaded on demand, like LibTorch (torch_plugin.hpp):
 // CAF's middleman (libcaf_io), caf_openssl and OpenSSL cost about 5 ms of loading and
 // relocation at every start, which `troupe --help`, `troupe runs` or an experiment
-// config check should not pay. They live in libtroupe_cluster.so (actors/cluster*.cpp
-// and cli/cmd_worker.cpp), which cluster_library() dlopens the first time an actor
-// system is configured or a cluster command runs.
+// config check should not pay. They live in libtroupe_cluster.so (cli/cluster_entry.cpp
+// and cli/cmd_worker.cpp over libtroupe_distributed.so, distributed/cluster*.cpp), which
+// cluster_library() dlopens the first time an actor system is configured or a cluster
+// command runs.
 //
-// Code that uses the cluster API (distributed/cluster.hpp) links troupe_cluster directly;
+// Code that uses the cluster API (distributed/cluster.hpp) links troupe_distributed directly;
 // this table is only what the troupe_actors library and the binary need from it.
 #pragma once
 

@@ -18,10 +18,10 @@
 namespace troupe {
 
 #ifdef TROUPE_HAVE_EXTERNAL_ENV
-// The `external` environment registers itself when its library loads; naming one of
-// its symbols keeps that library a dependency under --as-needed, so every env host
-// can host it.
-[[maybe_unused]] const auto keep_external_environment = &external_env_options::parse;
+// The `external` environment registers itself when its library loads; calling into it
+// keeps that library a dependency under --as-needed, so every env host (and the
+// binary's config checks) can name it.
+[[maybe_unused]] static const bool external_linked = external_environment_linked();
 #endif
 
 namespace {

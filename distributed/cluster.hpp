@@ -37,7 +37,7 @@
 #include <vector>
 
 #include "actors/protocol/cluster.hpp"
-#include "distributed/cluster_config.hpp"
+#include "actors/cluster_config.hpp"
 
 namespace troupe {
 

@@ -24,7 +24,7 @@
 #include <optional>
 #include <string>
 
-#include "distributed/cluster_config.hpp"
+#include "actors/cluster_config.hpp"
 
 namespace troupe {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "distributed/cluster_config.hpp"
+#include "actors/cluster_config.hpp"
 #include "experiments/distill_config.hpp"
 #include "experiments/dpo_config.hpp"
 #include "experiments/grpo_config.hpp"

@@ -13,6 +13,8 @@
 
 namespace troupe {
 
+bool external_environment_linked() { return true; }
+
 TROUPE_REGISTER_ENVIRONMENT("external", external_env,
                             "an environment served by another process over ZeroMQ + msgpack (docs/env-protocol.md)");
 

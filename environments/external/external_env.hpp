@@ -33,6 +33,11 @@
 namespace troupe {
 
 // The `env.options` of `external`, every default in one place.
+// Loading this library registers the `external` environment. A library that must
+// offer it (the env host's) calls this once, so that the linker keeps the dependency
+// under --as-needed; it returns true and does nothing else.
+bool external_environment_linked();
+
 struct external_env_options {
   std::string endpoint = "tcp://127.0.0.1:5555";  // tcp://host:port, ipc://path or inproc://name
   std::string env;                                // the server's environment name (required)

@@ -1,4 +1,4 @@
-// Data-parallel training (algorithms/data_parallel.hpp, actors/data_parallel*.hpp): two
+// Data-parallel training (algorithms/data_parallel*.hpp, distributed/data_parallel.hpp): two
 // rank processes (data_parallel_rank) on 127.0.0.1 take the update one process takes
 // on the whole batch, for every loss normalization; replicas stay identical, also after
 // a restore; a lost or stalled rank makes the other fail with a clear error, no hang.

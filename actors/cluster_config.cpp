@@ -1,4 +1,4 @@
-#include "distributed/cluster_config.hpp"
+#include "actors/cluster_config.hpp"
 
 #include "core/error.hpp"
 
