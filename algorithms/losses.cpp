@@ -225,6 +225,95 @@ torch::Tensor kl_estimate(const torch::Tensor& lp, const torch::Tensor& lp_ref, 
   return kl;
 }
 
+namespace {
+
+// The per-token (B, T) tensors of a clipped PG loss, cleaned off the mask: what the loss
+// and its diagnostics are computed from.
+struct pg_terms {
+  torch::Tensor valid;          // (B, T) bool
+  torch::Tensor m;              // (B, T) mask in lp's dtype
+  torch::Tensor lp, lp_old, lp_gen, adv;
+  torch::Tensor ratio;          // (B, T): per token, or GSPO's per sequence broadcast
+  torch::Tensor ratio_clamped;  // (B, T)
+  torch::Tensor w;              // (B, T) or (B, 1): importance weights, no gradient
+  torch::Tensor icepop_kept;    // (B, T) or (B, 1) bool; undefined unless icepop
+  batch_totals local;           // of this microbatch's mask
+  double lo = 0, hi = 0;        // the clip range of the ratio
+};
+
+// Ratio r: per token, or GSPO's per-sequence s broadcast over the tokens.
+torch::Tensor policy_ratio(const clipped_pg_config& cfg, const pg_terms& t) {
+  const auto B = t.m.size(0), T = t.m.size(1);
+  const torch::Tensor log_ratio = t.lp - t.lp_old;  // (B, T)
+  if (!cfg.sequence_level_importance_ratios) return log_ratio.exp();
+  torch::Tensor seq_log_ratio = (log_ratio * t.m).sum(1) / t.m.sum(1).clamp_min(1.0);  // (B)
+  return seq_log_ratio.exp().unsqueeze(1).expand({B, T});
+}
+
+// Importance weights w between generator and trainer (no gradient), truncated (tis) or
+// masked outside a band (icepop); sets t.w and t.icepop_kept.
+void importance_weights(const clipped_pg_config& cfg, pg_terms& t) {
+  torch::Tensor w;  // (B, T) or (B, 1)
+  if (cfg.sequence_level_importance_ratios) {
+    w = ((t.lp_old - t.lp_gen) * t.m).sum(1, /*keepdim=*/true).exp();  // (B, 1)
+  } else {
+    w = (t.lp_old - t.lp_gen).exp();  // (B, T)
+  }
+  w = torch::nan_to_num(w, 0.0, 0.0, 0.0);
+  if (cfg.truncated_importance_sampling_type == "tis") {
+    w = w.clamp_max(cfg.truncated_importance_sampling_ratio);
+  } else if (cfg.truncated_importance_sampling_type == "icepop") {
+    t.icepop_kept = (w >= cfg.truncated_importance_sampling_ratio_min) & (w <= cfg.truncated_importance_sampling_ratio);
+    w = torch::where(t.icepop_kept, w, torch::zeros({}, w.options()));
+  }
+  t.w = w;
+}
+
+// The diagnostics NeMo RL reports beside the loss (token means over this microbatch).
+void add_pg_diagnostics(const clipped_pg_config& cfg, const pg_terms& t, loss_metrics& mt) {
+  torch::NoGradGuard no_grad;
+  const auto B = t.m.size(0), T = t.m.size(1);
+  const auto& m = t.m;
+  const auto& adv = t.adv;
+  const auto& lp_old = t.lp_old;
+  const auto& lp_gen = t.lp_gen;
+  const double n = t.local.tokens;
+  auto token_sum = [&](const torch::Tensor& x) { return item((x.to(m.scalar_type()) * m).sum()); };
+  const torch::Tensor r = t.ratio.detach();  // (B, T)
+  mt.add_mean("clip_fraction_low", token_sum((adv < 0) & (r < t.lo)), n);
+  mt.add_mean("clip_fraction_high", token_sum((adv > 0) & (r > t.hi)), n);
+  if (cfg.ratio_clip_c > 0) mt.add_mean("dual_clip_fraction", token_sum((adv < 0) & (r > cfg.ratio_clip_c)), n);
+  mt.add_mean("approx_kl", token_sum((r - 1) - r.log()), n);
+  mt.add_mean("probs_ratio", token_sum(r), n);
+  mt.add_mean("probs_ratio_clamped", token_sum(t.ratio_clamped.detach()), n);
+  if (n > 0) {
+    mt.add_min("probs_ratio_min", item(r.masked_select(t.valid).min()));
+    mt.add_max("probs_ratio_max", item(r.masked_select(t.valid).max()));
+  }
+  mt.add_mean("token_mult_prob_error", token_sum((lp_gen - lp_old).abs().exp()), n);
+  const std::string& k = cfg.reference_policy_kl_type;
+  mt.add_mean("gen_kl_error", token_sum(kl_estimate(lp_gen, lp_old, k, 0, 0)), n);
+  mt.add_mean("policy_kl_error", token_sum(kl_estimate(lp_old, lp_gen, k, 0, 0)), n);
+  {
+    // JS divergence of the two token probabilities, each term an exp(x) - 1 - x.
+    torch::Tensor log_mix = (0.5 * lp_old.exp() + 0.5 * lp_gen.exp()).log();  // (B, T)
+    torch::Tensor a = lp_old - log_mix, b = lp_gen - log_mix;                  // (B, T)
+    mt.add_mean("js_divergence_error", token_sum(0.5 * (a.exp() - a - 1) + 0.5 * (b.exp() - b - 1)), n);
+  }
+  if (cfg.sequence_level_importance_ratios) {
+    mt.add_mean("sampling_importance_ratio", item((t.w.squeeze(1) * (m.sum(1) > 0)).sum()), t.local.sequences);
+  } else {
+    mt.add_mean("sampling_importance_ratio", token_sum(t.w), n);
+  }
+  if (t.icepop_kept.defined()) {
+    mt.add_mean("is_oob_ratio", token_sum(~t.icepop_kept.expand({B, T})), n);
+  }
+  const torch::Tensor lpd = t.lp.detach();
+  mt.add_mean("approx_entropy", token_sum(-(lpd - lp_gen).exp() * lpd), n);
+}
+
+}  // namespace
+
 loss_result clipped_pg_loss(const clipped_pg_config& cfg, const pg_inputs& in, const batch_totals& global) {
   cfg.validate();
   const char* name = "clipped_pg_loss";
@@ -240,63 +329,39 @@ loss_result clipped_pg_loss(const clipped_pg_config& cfg, const pg_inputs& in, c
     throw input_error("clipped_pg_loss: advantages must be (B) or (B, T) with B, T of the mask " + c10::str(shape));
   }
 
-  const torch::Tensor valid = in.mask > 0;                      // (B, T) bool
-  const torch::Tensor m = in.mask.to(in.lp.scalar_type()) * valid;  // (B, T)
-  const batch_totals local = count_totals(m);
-  const double norm_tokens = checked_normalizer(global.tokens, local.tokens, "global tokens", name);
+  pg_terms t;
+  t.valid = in.mask > 0;                                   // (B, T) bool
+  t.m = in.mask.to(in.lp.scalar_type()) * t.valid;         // (B, T)
+  t.local = count_totals(t.m);
+  const double norm_tokens = checked_normalizer(global.tokens, t.local.tokens, "global tokens", name);
   const double norm_seqs =
-      cfg.token_level_loss ? 0.0 : checked_normalizer(global.sequences, local.sequences, "global sequences", name);
+      cfg.token_level_loss ? 0.0 : checked_normalizer(global.sequences, t.local.sequences, "global sequences", name);
   auto normalize = [&](const torch::Tensor& term /* (B, T) */) {
-    return cfg.token_level_loss ? divide((term * m).sum(), norm_tokens)
-                                : divide(sum_of_sequence_means(term, m), norm_seqs);
+    return cfg.token_level_loss ? divide((term * t.m).sum(), norm_tokens)
+                                : divide(sum_of_sequence_means(term, t.m), norm_seqs);
   };
 
-  const torch::Tensor lp = clean(in.lp, valid);                                       // (B, T)
-  const torch::Tensor lp_old = clean(in.lp_old.detach(), valid);                      // (B, T)
-  const torch::Tensor lp_gen = in.lp_gen.defined() ? clean(in.lp_gen.detach(), valid) : lp_old;  // (B, T)
-  const torch::Tensor adv = clean(
-      (in.advantages.dim() == 1 ? in.advantages.unsqueeze(1).expand({B, T}) : in.advantages).detach().to(lp.scalar_type()),
-      valid);  // (B, T)
+  t.lp = clean(in.lp, t.valid);                                                 // (B, T)
+  t.lp_old = clean(in.lp_old.detach(), t.valid);                                // (B, T)
+  t.lp_gen = in.lp_gen.defined() ? clean(in.lp_gen.detach(), t.valid) : t.lp_old;  // (B, T)
+  t.adv = clean(
+      (in.advantages.dim() == 1 ? in.advantages.unsqueeze(1).expand({B, T}) : in.advantages).detach().to(t.lp.scalar_type()),
+      t.valid);  // (B, T)
 
-  // Ratio r: per token, or GSPO's per-sequence s broadcast over the tokens.
-  const torch::Tensor log_ratio = lp - lp_old;  // (B, T)
-  torch::Tensor ratio;                          // (B, T)
-  if (cfg.sequence_level_importance_ratios) {
-    torch::Tensor seq_log_ratio = (log_ratio * m).sum(1) / m.sum(1).clamp_min(1.0);  // (B)
-    ratio = seq_log_ratio.exp().unsqueeze(1).expand({B, T});
-  } else {
-    ratio = log_ratio.exp();
-  }
-  const double lo = 1.0 - cfg.eps_low, hi = 1.0 + cfg.eps_high;
-  const torch::Tensor ratio_clamped = ratio.clamp(lo, hi);                     // (B, T)
-  torch::Tensor pg = torch::max(-adv * ratio, -adv * ratio_clamped);          // (B, T)
-  if (cfg.ratio_clip_c > 0) pg = torch::where(adv < 0, torch::min(pg, -adv * cfg.ratio_clip_c), pg);
-
-  // Importance weights w between generator and trainer (no gradient).
-  torch::Tensor w;  // (B, T) or (B, 1)
-  if (cfg.sequence_level_importance_ratios) {
-    w = ((lp_old - lp_gen) * m).sum(1, /*keepdim=*/true).exp();  // (B, 1)
-  } else {
-    w = (lp_old - lp_gen).exp();  // (B, T)
-  }
-  w = torch::nan_to_num(w, 0.0, 0.0, 0.0);
-  torch::Tensor icepop_kept;  // (B, T) or (B, 1) bool
-  if (cfg.truncated_importance_sampling_type == "tis") {
-    w = w.clamp_max(cfg.truncated_importance_sampling_ratio);
-  } else if (cfg.truncated_importance_sampling_type == "icepop") {
-    icepop_kept = (w >= cfg.truncated_importance_sampling_ratio_min) & (w <= cfg.truncated_importance_sampling_ratio);
-    w = torch::where(icepop_kept, w, torch::zeros({}, w.options()));
-  }
-
-  const torch::Tensor pg_loss =
-      normalize(cfg.use_importance_sampling_correction ? w * pg : pg);  // ()
+  t.ratio = policy_ratio(cfg, t);
+  t.lo = 1.0 - cfg.eps_low, t.hi = 1.0 + cfg.eps_high;
+  t.ratio_clamped = t.ratio.clamp(t.lo, t.hi);                                  // (B, T)
+  torch::Tensor pg = torch::max(-t.adv * t.ratio, -t.adv * t.ratio_clamped);   // (B, T)
+  if (cfg.ratio_clip_c > 0) pg = torch::where(t.adv < 0, torch::min(pg, -t.adv * cfg.ratio_clip_c), pg);
+  importance_weights(cfg, t);
+  const torch::Tensor pg_loss = normalize(cfg.use_importance_sampling_correction ? t.w * pg : pg);  // ()
 
   torch::Tensor kl_term;  // () normalized, without beta
   if (in.lp_ref.defined()) {
-    torch::Tensor kl = kl_estimate(lp, clean(in.lp_ref.detach(), valid), cfg.reference_policy_kl_type,
+    torch::Tensor kl = kl_estimate(t.lp, clean(in.lp_ref.detach(), t.valid), cfg.reference_policy_kl_type,
                                    cfg.kl_input_clamp_value, cfg.kl_output_clamp_value);  // (B, T)
     if (cfg.use_on_policy_kl_approximation) {
-      kl = torch::nan_to_num((lp - lp_gen).detach().exp(), 0.0, 0.0, 0.0) * kl;
+      kl = torch::nan_to_num((t.lp - t.lp_gen).detach().exp(), 0.0, 0.0, 0.0) * kl;
     }
     kl_term = normalize(kl);
   }
@@ -304,45 +369,10 @@ loss_result clipped_pg_loss(const clipped_pg_config& cfg, const pg_inputs& in, c
 
   loss_result out;
   out.loss = loss;
-  loss_metrics& mt = out.metrics;
-  mt.add_sum("loss", item(loss));
-  mt.add_sum("pg_loss", item(pg_loss));
-  if (kl_term.defined()) mt.add_sum("kl_penalty", item(kl_term));
-
-  torch::NoGradGuard no_grad;
-  const double n = local.tokens;
-  auto token_sum = [&](const torch::Tensor& x) { return item((x.to(m.scalar_type()) * m).sum()); };
-  const torch::Tensor r = ratio.detach();  // (B, T)
-  mt.add_mean("clip_fraction_low", token_sum((adv < 0) & (r < lo)), n);
-  mt.add_mean("clip_fraction_high", token_sum((adv > 0) & (r > hi)), n);
-  if (cfg.ratio_clip_c > 0) mt.add_mean("dual_clip_fraction", token_sum((adv < 0) & (r > cfg.ratio_clip_c)), n);
-  mt.add_mean("approx_kl", token_sum((r - 1) - r.log()), n);
-  mt.add_mean("probs_ratio", token_sum(r), n);
-  mt.add_mean("probs_ratio_clamped", token_sum(ratio_clamped.detach()), n);
-  if (n > 0) {
-    mt.add_min("probs_ratio_min", item(r.masked_select(valid).min()));
-    mt.add_max("probs_ratio_max", item(r.masked_select(valid).max()));
-  }
-  mt.add_mean("token_mult_prob_error", token_sum((lp_gen - lp_old).abs().exp()), n);
-  const std::string& k = cfg.reference_policy_kl_type;
-  mt.add_mean("gen_kl_error", token_sum(kl_estimate(lp_gen, lp_old, k, 0, 0)), n);
-  mt.add_mean("policy_kl_error", token_sum(kl_estimate(lp_old, lp_gen, k, 0, 0)), n);
-  {
-    // JS divergence of the two token probabilities, each term an exp(x) - 1 - x.
-    torch::Tensor log_mix = (0.5 * lp_old.exp() + 0.5 * lp_gen.exp()).log();  // (B, T)
-    torch::Tensor a = lp_old - log_mix, b = lp_gen - log_mix;                  // (B, T)
-    mt.add_mean("js_divergence_error", token_sum(0.5 * (a.exp() - a - 1) + 0.5 * (b.exp() - b - 1)), n);
-  }
-  if (cfg.sequence_level_importance_ratios) {
-    mt.add_mean("sampling_importance_ratio", item((w.squeeze(1) * (m.sum(1) > 0)).sum()), local.sequences);
-  } else {
-    mt.add_mean("sampling_importance_ratio", token_sum(w), n);
-  }
-  if (icepop_kept.defined()) {
-    mt.add_mean("is_oob_ratio", token_sum(~icepop_kept.expand({B, T})), n);
-  }
-  const torch::Tensor lpd = lp.detach();
-  mt.add_mean("approx_entropy", token_sum(-(lpd - lp_gen).exp() * lpd), n);
+  out.metrics.add_sum("loss", item(loss));
+  out.metrics.add_sum("pg_loss", item(pg_loss));
+  if (kl_term.defined()) out.metrics.add_sum("kl_penalty", item(kl_term));
+  add_pg_diagnostics(cfg, t, out.metrics);
   return out;
 }
 

@@ -111,9 +111,7 @@ std::map<std::string, double> sft_step(trainer& t, const token_rows& rows, std::
   auto result = t.train_step(batch, [](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
     return nll_loss(token_logprobs(policy, mb), mb.response_mask.to(torch::kFloat32), global.tokens);
   });
-  auto out = renamed(result.metrics, "sft");
-  out.erase("sft/nll");  // the same number as sft/loss here
-  return out;
+  return renamed(result.metrics, "sft");
 }
 
 nll_sum sft_eval(trainer& t, const token_rows& rows, std::int64_t pad_id) {

@@ -1,7 +1,7 @@
 // The objectives of the offline experiments on a trainer (algorithms/trainer.hpp): one
 // SFT or DPO optimizer step over a batch of token rows (algorithms/sft_data.hpp), and the
 // same losses without gradients on held-out rows. The actor that runs them
-// (actors/protocol/offline_trainer.hpp) is a shell over these functions.
+// (actors/protocol/trainer.hpp) is a shell over these functions.
 //
 // SFT is the masked token NLL of losses.hpp's nll_loss, normalized over the response
 // tokens of the whole batch: padded and packed layouts of the same examples give the
@@ -24,8 +24,9 @@ namespace troupe {
 // with their masks, an empty row, or a loss on a row's first token.
 train_batch rows_to_batch(const token_rows& rows, std::int64_t pad_id);
 
-// One optimizer step of masked NLL. Metrics: sft/loss (token mean NLL), sft/grad_norm,
-// sft/lr, sft/tokens (trained tokens), sft/skipped.
+// One optimizer step of masked NLL. Metrics: sft/loss (token mean NLL), sft/nll (the
+// same mean, accumulated per microbatch), sft/grad_norm, sft/lr, sft/tokens (trained
+// tokens), sft/skipped, ... (every train/* metric of trainer::train_step, renamed).
 std::map<std::string, double> sft_step(trainer& t, const token_rows& rows, std::int64_t pad_id);
 
 // The NLL of held-out rows, no gradients, microbatched like training. Returns the sum

@@ -318,8 +318,7 @@ void trainer::apply_optimizer_options() {
   }
 }
 
-train_step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
-  batch.validate();
+batch_totals trainer::global_normalizers(const train_batch& batch) {
   auto norms = global_totals(batch);
   if (data_parallel()) {
     std::vector<torch::Tensor> t{torch::tensor({norms.tokens, norms.sequences, norms.rows}, torch::kFloat64)};
@@ -330,104 +329,98 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
     norms.rows = v[2].item<double>();
   }
   if (norms.tokens == 0) throw input_error("train batch: no response tokens to train (response_mask is all 0)");
-  const double lr = scheduled_lr(cfg_, step_);
-  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  return norms;
+}
 
-  optimizer_->zero_grad(/*set_to_none=*/true);
-  train_step_result r;
-  loss_metrics metrics;
-  bool finite = true;
-  double loss_sum = 0;
-  std::int64_t microbatches = 0;
+trainer::accumulated trainer::accumulate_gradients(const train_batch& batch, const loss_fn& loss,
+                                                   const batch_totals& norms) {
+  accumulated acc;
   const auto device = policy_->device();
   const auto plan = plan_microbatches(batch, cfg_.microbatch_size, cfg_.microbatch_tokens);
-  auto computed_tokens = static_cast<double>(plan.computed_tokens());
-  auto real_tokens = batch.attention_mask.ne(0).sum().item<double>();
+  acc.computed_tokens = static_cast<double>(plan.computed_tokens());
+  acc.real_tokens = batch.attention_mask.ne(0).sum().item<double>();
   for (const auto& span : plan.spans) {
     auto mb = to_device(microbatch_of(plan, span), device);
     auto out = loss(policy_, mb, norms);
     if (!out.loss.defined() || out.loss.numel() != 1)
       throw std::logic_error("train_step: the loss function returned no scalar loss");
     const double v = out.loss.item<double>();
-    ++microbatches;
+    ++acc.microbatches;
     if (!std::isfinite(v)) {
-      finite = false;  // the rest of the batch cannot repair it
+      acc.finite = false;  // the rest of the batch cannot repair it
       break;
     }
     if (out.loss.requires_grad()) out.loss.backward();
-    loss_sum += v;
-    metrics.add(out.metrics);
+    acc.loss_sum += v;
+    acc.metrics.add(out.metrics);
   }
+  return acc;
+}
 
-  if (data_parallel()) {
-    // One bucketed all-reduce: every gradient (a missing one as zeros), whether each
-    // parameter had one on some rank, the NaN/inf flag, the loss sum and microbatches.
-    torch::NoGradGuard no_grad;
-    const auto P = static_cast<std::int64_t>(params_.size());
-    std::vector<double> flags_in(static_cast<std::size_t>(P + 5), 0.0);  // P had-grad flags, then five scalars
-    std::vector<torch::Tensor> sums;
-    for (std::int64_t i = 0; i < P; ++i) {
-      auto& p = params_[static_cast<std::size_t>(i)];
-      if (p.grad().defined()) {
-        flags_in[static_cast<std::size_t>(i)] = 1.0;
-      } else {
-        p.mutable_grad() = torch::zeros_like(p);
-      }
-      sums.push_back(p.grad());
-    }
-    flags_in[static_cast<std::size_t>(P)] = finite ? 0.0 : 1.0;
-    flags_in[static_cast<std::size_t>(P + 1)] = finite ? loss_sum : 0.0;
-    flags_in[static_cast<std::size_t>(P + 2)] = static_cast<double>(microbatches);
-    flags_in[static_cast<std::size_t>(P + 3)] = computed_tokens;
-    flags_in[static_cast<std::size_t>(P + 4)] = real_tokens;
-    sums.push_back(torch::tensor(flags_in, torch::kFloat64));
-    group_->all_reduce_sum(sums, "gradients");
-    const auto flags = sums.back().contiguous();
-    const auto* f = flags.data_ptr<double>();
-    // A parameter no rank had a gradient for stays without one, as in a single process
-    // (AdamW then leaves it alone).
-    for (std::int64_t i = 0; i < P; ++i)
-      if (f[i] == 0) params_[static_cast<std::size_t>(i)].mutable_grad() = torch::Tensor();
-    finite = f[P] == 0;
-    loss_sum = f[P + 1];
-    microbatches = static_cast<std::int64_t>(f[P + 2]);
-    computed_tokens = f[P + 3];
-    real_tokens = f[P + 4];
-    loss_metrics merged;
-    for (const auto& text : group_->all_gather(metrics.encode(), "loss metrics")) merged.add(loss_metrics::decode(text));
-    metrics = merged;
-  }
-
-  for (const auto& [k, x] : metrics.finalize()) r.metrics["train/" + k] = x;
-  if (finite) {
-    std::vector<torch::Tensor> norms_per_param;
-    for (auto& p : params_)
-      if (p.grad().defined()) norms_per_param.push_back(p.grad().detach().norm(2).to(torch::kFloat64));
-    double grad_norm = norms_per_param.empty() ? 0.0 : torch::stack(norms_per_param).norm(2).item<double>();
-    if (data_parallel()) {
-      // The gradients are the same bytes everywhere; rank 0's norm makes the clip and
-      // skip decisions the same by construction.
-      std::vector<torch::Tensor> g{torch::tensor({grad_norm}, torch::kFloat64)};
-      group_->broadcast(g, "grad norm");
-      grad_norm = g[0].item<double>();
-    }
-    if (!std::isfinite(grad_norm)) {
-      finite = false;
+void trainer::reduce_gradients(accumulated& acc) {
+  if (!data_parallel()) return;
+  // One bucketed all-reduce: every gradient (a missing one as zeros), whether each
+  // parameter had one on some rank, the NaN/inf flag, the loss sum and microbatches.
+  torch::NoGradGuard no_grad;
+  const auto P = static_cast<std::int64_t>(params_.size());
+  std::vector<double> flags_in(static_cast<std::size_t>(P + 5), 0.0);  // P had-grad flags, then five scalars
+  std::vector<torch::Tensor> sums;
+  for (std::int64_t i = 0; i < P; ++i) {
+    auto& p = params_[static_cast<std::size_t>(i)];
+    if (p.grad().defined()) {
+      flags_in[static_cast<std::size_t>(i)] = 1.0;
     } else {
-      r.metrics["train/grad_norm"] = grad_norm;
-      if (cfg_.max_grad_norm > 0 && grad_norm > cfg_.max_grad_norm) {
-        const double coef = cfg_.max_grad_norm / (grad_norm + 1e-6);
-        torch::NoGradGuard no_grad;
-        for (auto& p : params_)
-          if (p.grad().defined()) p.grad().mul_(coef);
-      }
+      p.mutable_grad() = torch::zeros_like(p);
     }
+    sums.push_back(p.grad());
   }
-  if (finite) r.metrics["train/loss"] = loss_sum;
+  flags_in[static_cast<std::size_t>(P)] = acc.finite ? 0.0 : 1.0;
+  flags_in[static_cast<std::size_t>(P + 1)] = acc.finite ? acc.loss_sum : 0.0;
+  flags_in[static_cast<std::size_t>(P + 2)] = static_cast<double>(acc.microbatches);
+  flags_in[static_cast<std::size_t>(P + 3)] = acc.computed_tokens;
+  flags_in[static_cast<std::size_t>(P + 4)] = acc.real_tokens;
+  sums.push_back(torch::tensor(flags_in, torch::kFloat64));
+  group_->all_reduce_sum(sums, "gradients");
+  const auto flags = sums.back().contiguous();
+  const auto* f = flags.data_ptr<double>();
+  // A parameter no rank had a gradient for stays without one, as in a single process
+  // (AdamW then leaves it alone).
+  for (std::int64_t i = 0; i < P; ++i)
+    if (f[i] == 0) params_[static_cast<std::size_t>(i)].mutable_grad() = torch::Tensor();
+  acc.finite = f[P] == 0;
+  acc.loss_sum = f[P + 1];
+  acc.microbatches = static_cast<std::int64_t>(f[P + 2]);
+  acc.computed_tokens = f[P + 3];
+  acc.real_tokens = f[P + 4];
+  loss_metrics merged;
+  for (const auto& text : group_->all_gather(acc.metrics.encode(), "loss metrics")) merged.add(loss_metrics::decode(text));
+  acc.metrics = merged;
+}
 
+std::optional<double> trainer::clip_gradients() {
+  std::vector<torch::Tensor> norms_per_param;
+  for (auto& p : params_)
+    if (p.grad().defined()) norms_per_param.push_back(p.grad().detach().norm(2).to(torch::kFloat64));
+  double grad_norm = norms_per_param.empty() ? 0.0 : torch::stack(norms_per_param).norm(2).item<double>();
+  if (data_parallel()) {
+    // The gradients are the same bytes everywhere; rank 0's norm makes the clip and
+    // skip decisions the same by construction.
+    std::vector<torch::Tensor> g{torch::tensor({grad_norm}, torch::kFloat64)};
+    group_->broadcast(g, "grad norm");
+    grad_norm = g[0].item<double>();
+  }
+  if (!std::isfinite(grad_norm)) return std::nullopt;
+  if (cfg_.max_grad_norm > 0 && grad_norm > cfg_.max_grad_norm) {
+    const double coef = cfg_.max_grad_norm / (grad_norm + 1e-6);
+    torch::NoGradGuard no_grad;
+    for (auto& p : params_)
+      if (p.grad().defined()) p.grad().mul_(coef);
+  }
+  return grad_norm;
+}
+
+void trainer::apply_or_skip(bool finite) {
   ++step_;
-  r.step = step_;
-  r.skipped = !finite;
   if (finite) {
     if (fused_adamw_supported(*optimizer_)) fused_adamw_step(*optimizer_);
     else optimizer_->step();
@@ -437,11 +430,34 @@ train_step_result trainer::train_step(const train_batch& batch, const loss_fn& l
     ++skipped_steps_;
     ++consecutive_nonfinite_;
   }
+}
+
+train_step_result trainer::train_step(const train_batch& batch, const loss_fn& loss) {
+  batch.validate();
+  const auto norms = global_normalizers(batch);
+  const double lr = scheduled_lr(cfg_, step_);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+
+  optimizer_->zero_grad(/*set_to_none=*/true);
+  auto acc = accumulate_gradients(batch, loss, norms);
+  reduce_gradients(acc);
+  train_step_result r;
+  for (const auto& [k, x] : acc.metrics.finalize()) r.metrics["train/" + k] = x;
+  bool finite = acc.finite;
+  if (finite) {
+    const auto grad_norm = clip_gradients();
+    finite = grad_norm.has_value();
+    if (finite) r.metrics["train/grad_norm"] = *grad_norm;
+  }
+  if (finite) r.metrics["train/loss"] = acc.loss_sum;
+  apply_or_skip(finite);
+  r.step = step_;
+  r.skipped = !finite;
   r.metrics["train/lr"] = lr;
   r.metrics["train/tokens"] = norms.tokens;
   r.metrics["train/sequences"] = norms.sequences;
-  r.metrics["train/microbatches"] = static_cast<double>(microbatches);
-  r.metrics["train/padding_fraction"] = computed_tokens > 0 ? 1.0 - real_tokens / computed_tokens : 0.0;
+  r.metrics["train/microbatches"] = static_cast<double>(acc.microbatches);
+  r.metrics["train/padding_fraction"] = acc.computed_tokens > 0 ? 1.0 - acc.real_tokens / acc.computed_tokens : 0.0;
   r.metrics["train/skipped"] = r.skipped ? 1.0 : 0.0;
   r.metrics["train/skipped_steps"] = static_cast<double>(skipped_steps_);
   if (consecutive_nonfinite_ >= cfg_.max_consecutive_nonfinite)

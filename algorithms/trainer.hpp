@@ -237,6 +237,26 @@ class trainer {
   void apply_optimizer_options();
   bool data_parallel() const { return group_ && group_->world_size() > 1; }
 
+  // train_step's stages, in order.
+  struct accumulated {  // what the microbatches' backward passes left
+    double loss_sum = 0;
+    std::int64_t microbatches = 0;
+    bool finite = true;          // every microbatch's loss was finite
+    double computed_tokens = 0;  // rows x padded length, over the microbatches
+    double real_tokens = 0;      // attention_mask's ones
+    loss_metrics metrics;
+  };
+  // The batch's token, sequence and row counts (over every rank's shard).
+  batch_totals global_normalizers(const train_batch& batch);
+  // Forward and backward over the microbatch plan; stops at a non-finite loss.
+  accumulated accumulate_gradients(const train_batch& batch, const loss_fn& loss, const batch_totals& norms);
+  // Data parallel: sums gradients, flags and counts over the ranks.
+  void reduce_gradients(accumulated& acc);
+  // The global gradient norm, clipped to max_grad_norm; nothing when it is not finite.
+  std::optional<double> clip_gradients();
+  // The optimizer step, or a skipped one (gradients dropped), with the step counters.
+  void apply_or_skip(bool finite);
+
   trainer_section cfg_;
   causal_lm policy_;
   std::optional<causal_lm> reference_;

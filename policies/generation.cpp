@@ -67,6 +67,44 @@ generation_engine::generation_engine(causal_lm model, const tokenizer* tok, gene
     eos_.push_back(*tok_->eos_id());
 }
 
+generation_engine::picked generation_engine::pick_token(const torch::Tensor& row /* (V) */, const sampling_params& p,
+                                                        at::Generator& gen) const {
+  picked out;
+  if (p.temperature == 0.0) {
+    out.token = row.argmax().item<std::int64_t>();
+  } else {
+    auto probs = sampling_probs(row, p);
+    out.token = torch::multinomial(probs, 1, false, gen).item<std::int64_t>();
+    out.sampled_lp = std::log(probs[out.token].item<float>());
+  }
+  const double t_eff = p.temperature == 0.0 ? 1.0 : p.temperature;
+  out.model_lp = torch::log_softmax(row / t_eff, -1)[out.token].item<float>();
+  return out;
+}
+
+bool generation_engine::finished(generation_result& res, const sampling_params& p) const {
+  const auto id = res.tokens.back();
+  const bool eos = !p.ignore_eos && std::find(eos_.begin(), eos_.end(), id) != eos_.end();
+  const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), id) != p.stop_token_ids.end();
+  bool done = false;
+  if (eos || stop_id) {
+    res.finish = finish_reason::stop_token;
+    done = true;
+  } else if (!p.stop_strings.empty()) {
+    const auto text = tok_->decode(res.tokens);
+    for (const auto& s : p.stop_strings)
+      if (text.find(s) != std::string::npos) {
+        res.finish = finish_reason::stop_string;
+        done = true;
+      }
+  }
+  if (!done && static_cast<std::int64_t>(res.tokens.size()) >= p.max_new_tokens) {
+    res.finish = finish_reason::length;
+    done = true;
+  }
+  return done;
+}
+
 std::vector<generation_result> generation_engine::generate(const std::vector<generation_request>& batch) {
   if (batch.empty()) return {};
   const auto& cfg = model_->config();
@@ -123,43 +161,13 @@ std::vector<generation_result> generation_engine::generate(const std::vector<gen
     for (std::int64_t b = 0; b < B; ++b) {
       const auto i = static_cast<std::size_t>(b);
       if (done[i]) continue;
-      const auto& req = batch[i];
-      const auto& p = req.params;
-      auto row = logits[b];  // (V)
-      std::int64_t tok;
-      float sampled_lp = 0.0f;
-      if (p.temperature == 0.0) {
-        tok = row.argmax().item<std::int64_t>();
-      } else {
-        auto probs = sampling_probs(row, p);
-        tok = torch::multinomial(probs, 1, false, gens[i]).item<std::int64_t>();
-        sampled_lp = std::log(probs[tok].item<float>());
-      }
-      const double t_eff = p.temperature == 0.0 ? 1.0 : p.temperature;
-      const float model_lp = torch::log_softmax(row / t_eff, -1)[tok].item<float>();
+      const auto& p = batch[i].params;
+      const auto pick = pick_token(logits[b], p, gens[i]);
       auto& res = results[i];
-      res.tokens.push_back(static_cast<token_id>(tok));
-      res.logprobs.push_back(opts_.logprobs == logprob_source::model ? model_lp : sampled_lp);
-      chosen[i] = tok;
-
-      const auto id = static_cast<token_id>(tok);
-      const bool eos = !p.ignore_eos && std::find(eos_.begin(), eos_.end(), id) != eos_.end();
-      const bool stop_id = std::find(p.stop_token_ids.begin(), p.stop_token_ids.end(), id) != p.stop_token_ids.end();
-      if (eos || stop_id) {
-        res.finish = finish_reason::stop_token;
-        done[i] = true;
-      } else if (!p.stop_strings.empty()) {
-        const auto text = tok_->decode(res.tokens);
-        for (const auto& s : p.stop_strings)
-          if (text.find(s) != std::string::npos) {
-            res.finish = finish_reason::stop_string;
-            done[i] = true;
-          }
-      }
-      if (!done[i] && static_cast<std::int64_t>(res.tokens.size()) >= p.max_new_tokens) {
-        res.finish = finish_reason::length;
-        done[i] = true;
-      }
+      res.tokens.push_back(static_cast<token_id>(pick.token));
+      res.logprobs.push_back(opts_.logprobs == logprob_source::model ? pick.model_lp : pick.sampled_lp);
+      chosen[i] = pick.token;
+      done[i] = finished(res, p);
     }
     if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
     // Append this step's tokens; finished rows get a masked filler.

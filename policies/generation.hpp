@@ -74,6 +74,18 @@ class generation_engine {
   causal_lm& model() { return model_; }
 
  private:
+  // One step of one request: the token drawn from `row` (V) logits, its logprob under
+  // the sampling distribution and under the model at the request's temperature.
+  struct picked {
+    std::int64_t token = 0;
+    float sampled_lp = 0.0f;  // 0 for greedy
+    float model_lp = 0.0f;
+  };
+  picked pick_token(const torch::Tensor& row, const sampling_params& p, at::Generator& gen) const;
+  // Whether `res` ends with its last token (EOS, a stop id or string, max_new_tokens);
+  // sets res.finish when it does.
+  bool finished(generation_result& res, const sampling_params& p) const;
+
   causal_lm model_;
   const tokenizer* tok_;
   generation_options opts_;

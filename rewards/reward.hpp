@@ -1,7 +1,6 @@
 // Rewards: named components for one finished episode, combined into the scalar the
 // advantages use. Components come from the environment's verdict (e.g. "correct",
-// "format"), from reward functions registered here, and from guardrail penalties
-// (guardrails/); every component is kept for logging, and the total is their weighted
+// "format") and from guardrail penalties (guardrails/, as rail/<name>); every component is kept for logging, and the total is their weighted
 // sum with weights from the experiment's `reward.weights` (a component without a
 // weight counts with 0 and is logged only).
 #pragma once

@@ -1,66 +1,69 @@
+#include "actors/policy/trainer_actor.hpp"
+
 #include <caf/all.hpp>
 
 #include "actors/protocol/atoms.hpp"
-#include "algorithms/data_parallel_gloo.hpp"
 #include "actors/protocol/errors.hpp"
 #include "actors/protocol/message_types.hpp"
-#include "actors/policy/trainer_actor.hpp"
-#include "weights/weight_snapshot.hpp"
-#include "policies/checkpoint.hpp"
+#include "algorithms/data_parallel_gloo.hpp"
 #include "algorithms/losses.hpp"
+#include "algorithms/offline_objectives.hpp"
 #include "algorithms/trainer.hpp"
+#include "policies/checkpoint.hpp"
+#include "weights/weight_snapshot.hpp"
 
 namespace troupe {
 
 namespace {
 
-// Rows prompt + completion, right-padded: ids, attention and response masks (B, T), and
-// the generator's logprobs placed at the completion positions (B, T).
-train_batch make_batch(const std::vector<std::vector<std::int32_t>>& prompts,
-                       const std::vector<std::vector<std::int32_t>>& completions,
-                       const std::vector<std::vector<float>>* gen_logprobs, std::int64_t pad_id,
-                       const std::vector<std::vector<float>>* completion_masks = nullptr) {
-  const auto B = static_cast<std::int64_t>(prompts.size());
-  if (completions.size() != prompts.size() || (gen_logprobs && gen_logprobs->size() != prompts.size()) ||
-      (completion_masks && completion_masks->size() != prompts.size()))
+// Rows prompt + completion with the loss on the completion (where `completion_masks`,
+// when given, is not 0): the token rows every objective's batch is built from
+// (algorithms/offline_objectives.hpp rows_to_batch).
+token_rows prompt_completion_rows(const std::vector<std::vector<std::int32_t>>& prompts,
+                                  const std::vector<std::vector<std::int32_t>>& completions,
+                                  const std::vector<std::vector<float>>* completion_masks = nullptr) {
+  if (completions.size() != prompts.size() || (completion_masks && completion_masks->size() != prompts.size()))
     throw input_error("trainer: batch rows disagree in number");
-  std::int64_t T = 0;
-  for (std::size_t i = 0; i < prompts.size(); ++i)
-    T = std::max<std::int64_t>(T, static_cast<std::int64_t>(prompts[i].size() + completions[i].size()));
-  auto ids = torch::full({B, T}, pad_id, torch::kInt64);
-  auto attn = torch::zeros({B, T}, torch::kInt64);
-  auto resp = torch::zeros({B, T}, torch::kFloat32);
-  auto gen = torch::zeros({B, T}, torch::kFloat32);
-  auto ids_a = ids.accessor<std::int64_t, 2>();
-  auto attn_a = attn.accessor<std::int64_t, 2>();
-  auto resp_a = resp.accessor<float, 2>();
-  auto gen_a = gen.accessor<float, 2>();
-  for (std::int64_t b = 0; b < B; ++b) {
-    const auto& p = prompts[static_cast<std::size_t>(b)];
-    const auto& c = completions[static_cast<std::size_t>(b)];
+  token_rows rows;
+  for (std::size_t b = 0; b < prompts.size(); ++b) {
+    const auto& p = prompts[b];
+    const auto& c = completions[b];
     if (p.empty()) throw input_error("trainer: row " + std::to_string(b) + " has an empty prompt");
-    std::int64_t t = 0;
-    for (auto id : p) ids_a[b][t] = id, attn_a[b][t] = 1, ++t;
-    for (std::size_t j = 0; j < c.size(); ++j, ++t) {
-      ids_a[b][t] = c[j];
-      attn_a[b][t] = 1;
-      resp_a[b][t] = completion_masks ? (*completion_masks)[static_cast<std::size_t>(b)].at(j) : 1.0f;
-      if (gen_logprobs) gen_a[b][t] = (*gen_logprobs)[static_cast<std::size_t>(b)].at(j);
-    }
+    std::vector<std::int32_t> ids(p);
+    std::vector<std::uint8_t> loss(p.size(), 0);
+    ids.insert(ids.end(), c.begin(), c.end());
+    for (std::size_t j = 0; j < c.size(); ++j)
+      loss.push_back(completion_masks == nullptr || (*completion_masks)[b].at(j) != 0.0f ? 1 : 0);
+    rows.ids.push_back(std::move(ids));
+    rows.loss_mask.push_back(std::move(loss));
   }
-  train_batch batch;
-  batch.input_ids = ids;
-  batch.attention_mask = attn;
-  batch.response_mask = resp;
-  if (gen_logprobs) batch.per_token["gen_logprobs"] = gen;
+  return rows;
+}
+
+// The GRPO batch: prompt + completion rows, right-padded (B, T), with the generator's
+// logprobs at the completion positions (B, T) and the advantages (B).
+train_batch rollout_train_batch(const rollout_batch& rb, std::int64_t pad_id) {
+  if (rb.gen_logprobs.size() != rb.prompts.size()) throw input_error("trainer: batch rows disagree in number");
+  auto batch = rows_to_batch(
+      prompt_completion_rows(rb.prompts, rb.completions, rb.completion_masks.empty() ? nullptr : &rb.completion_masks),
+      pad_id);
+  auto gen = torch::zeros(batch.input_ids.sizes(), torch::kFloat32);  // (B, T)
+  auto gen_a = gen.accessor<float, 2>();
+  for (std::size_t b = 0; b < rb.prompts.size(); ++b) {
+    const auto start = static_cast<std::int64_t>(rb.prompts[b].size());
+    for (std::size_t j = 0; j < rb.completions[b].size(); ++j)
+      gen_a[static_cast<std::int64_t>(b)][start + static_cast<std::int64_t>(j)] = rb.gen_logprobs[b].at(j);
+  }
+  batch.per_token["gen_logprobs"] = gen;
+  batch.per_sequence["advantages"] = torch::tensor(rb.advantages, torch::kFloat32);
   return batch;
 }
 
 struct trainer_state {
-  std::unique_ptr<trainer> rl;   // GRPO: optimizer + reference, made when the first rollouts arrive
-  std::unique_ptr<trainer> sft;  // the SFT stage's optimizer
   causal_lm policy{nullptr};
   trainer_actor_options opts;
+  std::unique_ptr<trainer> main;  // the objective's optimizer (+ reference), made on first use
+  std::unique_ptr<trainer> sft;   // grpo: the SFT warm start's optimizer
   std::shared_ptr<data_parallel_group> group;  // data parallel: joined with the first trainer
   static inline const char* name = "troupe.trainer";
 };
@@ -77,13 +80,23 @@ std::shared_ptr<data_parallel_group> group_of(trainer_actor* self) {
 
 bool is_rank0(trainer_actor* self) { return self->state.opts.data_parallel.rank == 0; }
 
-trainer& rl_trainer(trainer_actor* self) {
+bool with_reference(const trainer_actor_options& o) {
+  if (o.objective == trainer_objective::dpo) return true;
+  return o.objective == trainer_objective::grpo && o.loss.reference_policy_kl_penalty != 0;
+}
+
+// The objective's trainer. Its frozen reference is the policy as it is now: for GRPO
+// the policy after the SFT warm start, as in NeMo RL.
+trainer& main_trainer(trainer_actor* self) {
   auto& st = self->state;
-  // The reference is the policy as GRPO starts (after SFT), as in NeMo RL.
-  if (!st.rl)
-    st.rl = std::make_unique<trainer>(st.policy, st.opts.trainer, st.opts.loss.reference_policy_kl_penalty != 0,
-                                      group_of(self));
-  return *st.rl;
+  if (!st.main) st.main = std::make_unique<trainer>(st.policy, st.opts.trainer, with_reference(st.opts), group_of(self));
+  return *st.main;
+}
+
+void require(trainer_actor* self, bool grpo, const char* message) {
+  if ((self->state.opts.objective == trainer_objective::grpo) != grpo)
+    throw input_error(std::string("trainer: ") + message + (grpo ? " needs" : " does not apply to") +
+                      " the grpo objective");
 }
 
 // Mean entropy of the policy over the response tokens (`entropy` (B, T), from the
@@ -104,7 +117,7 @@ void add_diagnostics(trainer_actor* self, const train_batch& batch, const torch:
     kl_sum = (kl * m).sum().item<double>();
     kl_tokens = m.sum().item<double>();
   }
-  if (auto* dp = rl_trainer(self).group(); dp && dp->world_size() > 1) {  // sums over the ranks' shards
+  if (auto* dp = main_trainer(self).group(); dp && dp->world_size() > 1) {  // sums over the ranks' shards
     std::vector<torch::Tensor> sums{torch::tensor({ent, tokens, kl_sum, kl_tokens}, torch::kFloat64)};
     dp->all_reduce_sum(sums, "diagnostics (entropy, kl)");
     const auto v = sums[0].contiguous();
@@ -115,11 +128,10 @@ void add_diagnostics(trainer_actor* self, const train_batch& batch, const torch:
 }
 
 std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch& rb) {
+  require(self, true, "a rollout batch");
   auto& st = self->state;
-  auto& t = rl_trainer(self);
-  auto batch = make_batch(rb.prompts, rb.completions, &rb.gen_logprobs, st.opts.pad_id,
-                          rb.completion_masks.empty() ? nullptr : &rb.completion_masks);
-  batch.per_sequence["advantages"] = torch::tensor(rb.advantages, torch::kFloat32);
+  auto& t = main_trainer(self);
+  auto batch = rollout_train_batch(rb, st.opts.pad_id);
   torch::Tensor entropy;  // (B, T), from the same forward as lp_old
   batch.per_token["old_logprobs"] = t.policy_logprobs(batch, st.opts.temperature, &entropy);
   if (t.reference() != nullptr) batch.per_token["ref_logprobs"] = t.reference_logprobs(batch, st.opts.temperature);
@@ -142,16 +154,51 @@ std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch
   return out;
 }
 
-std::map<std::string, double> sft_step(trainer_actor* self, const sft_batch& sb) {
+// GRPO's warm start: masked NLL on the targets, with an optimizer of its own.
+std::map<std::string, double> warm_start_step(trainer_actor* self, const sft_batch& sb) {
+  require(self, true, "an SFT warm-start batch");
   auto& st = self->state;
   if (!st.sft) st.sft = std::make_unique<trainer>(st.policy, st.opts.sft, /*with_reference=*/false, group_of(self));
-  auto batch = make_batch(sb.prompts, sb.targets, nullptr, st.opts.pad_id);
-  auto result = st.sft->train_step(batch, [](causal_lm& policy, const train_batch& mb, const batch_totals& global) {
-    return nll_loss(token_logprobs(policy, mb), mb.response_mask.to(torch::kFloat32), global.tokens);
-  });
-  std::map<std::string, double> out;
-  for (auto& [k, v] : result.metrics) out["sft/" + k.substr(k.find('/') + 1)] = v;
+  return sft_step(*st.sft, prompt_completion_rows(sb.prompts, sb.targets), st.opts.pad_id);
+}
+
+// The offline objectives: one optimizer step on `rows` (train), or their loss without
+// gradients (eval).
+std::map<std::string, double> offline_rows(trainer_actor* self, const token_rows& rows, bool train) {
+  require(self, false, "token rows");
+  auto& s = self->state;
+  auto& t = main_trainer(self);
+  const auto pad = s.opts.pad_id;
+  if (s.opts.objective == trainer_objective::dpo)
+    return train ? dpo_step(t, s.opts.dpo, rows, pad) : dpo_eval(t, s.opts.dpo, rows, pad);
+  if (s.opts.objective == trainer_objective::distill)
+    return train ? distill_step(t, s.opts.teacher, s.opts.distill, rows, pad)
+                 : distill_eval(t, s.opts.teacher, s.opts.distill, rows, pad);
+  if (!train) {
+    const auto n = sft_eval(t, rows, pad);
+    return std::map<std::string, double>{{"nll_sum", n.sum}, {"tokens", n.tokens}};
+  }
+  auto out = sft_step(t, rows, pad);
+  out.erase("sft/nll");  // the same number as sft/loss here
   return out;
+}
+
+// Resume: the reference first (the weights at reference_dir), then the checkpoint.
+std::int64_t restore(trainer_actor* self, const std::string& reference_dir, const std::string& dir) {
+  auto& st = self->state;
+  // Data parallel: only rank 0 reads the files; the trainer's constructor broadcasts
+  // its reference weights, sync_replicas the restored state.
+  if (!st.main && !reference_dir.empty() && is_rank0(self)) {
+    load_weights(st.policy, reference_dir);  // the trainer made next freezes this copy
+  } else if (!reference_dir.empty() && is_rank0(self)) {
+    if (st.main->reference() == nullptr)
+      throw std::logic_error("trainer: a reference to restore from " + reference_dir + ", but no reference");
+    load_weights(*st.main->reference(), reference_dir);
+  }
+  auto& t = main_trainer(self);  // made on every rank alike: its constructor is a collective
+  if (is_rank0(self)) t.load_checkpoint(dir);
+  t.sync_replicas();
+  return t.step();
 }
 
 caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_actor_options opts) {
@@ -160,28 +207,23 @@ caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_ac
   self->state.opts = std::move(opts);
   return {
     [self](train_atom, const rollout_batch& rb) { return grpo_step(self, rb); },
-    [self](sft_atom, const sft_batch& sb) { return sft_step(self, sb); },
+    [self](sft_atom, const sft_batch& sb) { return warm_start_step(self, sb); },
+    [self](train_atom, const token_rows& rows) { return offline_rows(self, rows, /*train=*/true); },
+    [self](eval_atom, const token_rows& rows) { return offline_rows(self, rows, /*train=*/false); },
     [self](weights_atom) {
       auto& st = self->state;
-      // Versions count GRPO updates: SFT steps come before any rollout, and a resumed
-      // run (which does not redo SFT) must number its weights as the first run did.
-      return publish_weights(st.policy, st.rl ? st.rl->step() : 0, st.opts.fp8_sync);
+      // Versions count the objective's updates: GRPO's SFT warm start comes before any
+      // rollout, and a resumed run (which does not redo it) must number its weights as
+      // the first run did.
+      return publish_weights(st.policy, st.main ? st.main->step() : 0, st.opts.fp8_sync);
     },
     [self](save_atom, const std::string& dir) {
-      auto& t = rl_trainer(self);  // made on every rank alike: its constructor is a collective
+      auto& t = main_trainer(self);  // made on every rank alike: its constructor is a collective
       if (is_rank0(self)) t.save_checkpoint(dir);  // the replicas are identical
       return true;
     },
     [self](load_atom, const std::string& reference_dir, const std::string& dir) {
-      // The reference is the policy as GRPO started: load it first, so that rl_trainer
-      // freezes that copy, then the checkpoint's weights and optimizer state.
-      // Data parallel: only rank 0 reads the files; the trainer's constructor broadcasts
-      // its reference weights, sync_replicas the restored state.
-      if (!self->state.rl && !reference_dir.empty() && is_rank0(self)) load_weights(self->state.policy, reference_dir);
-      auto& t = rl_trainer(self);
-      if (is_rank0(self)) t.load_checkpoint(dir);
-      t.sync_replicas();
-      return t.step();
+      return restore(self, reference_dir, dir);
     },
   };
 }
@@ -190,9 +232,20 @@ caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_ac
 
 caf::actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer_actor_options opts) {
   opts.trainer.validate("trainer");
-  opts.sft.validate("sft");
-  opts.loss.validate();
   opts.data_parallel.validate("data_parallel");
+  if (opts.objective == trainer_objective::grpo) {
+    opts.sft.validate("sft");
+    opts.loss.validate();
+  }
+  if (opts.objective == trainer_objective::dpo) {
+    opts.dpo.validate();
+    if (opts.trainer.microbatch_size % 2 != 0)
+      throw input_error("trainer: dpo needs an even microbatch_size (rows), so microbatches hold whole pairs");
+  }
+  if (opts.objective == trainer_objective::distill) {
+    if (!opts.teacher) throw std::logic_error("trainer: distill needs a teacher");
+    opts.distill.validate(opts.teacher->config().vocab_size);
+  }
   return sys.spawn<caf::detached>(trainer_behavior, std::move(policy), std::move(opts));
 }
 

@@ -13,7 +13,6 @@
 #include "actors/protocol/cluster.hpp"
 #include "actors/protocol/env_host.hpp"
 #include "actors/protocol/generator.hpp"
-#include "actors/protocol/offline_trainer.hpp"
 #include "actors/protocol/reward.hpp"
 #include "actors/protocol/trainer.hpp"
 #include "core/store.hpp"

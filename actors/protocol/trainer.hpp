@@ -1,22 +1,39 @@
-// The trainer actor: owns the policy being trained, its optimizer and the frozen
-// reference (algorithms/trainer.hpp), and turns rollouts into updates. Detached: a step
-// blocks its thread for seconds.
+// The trainer actor (actors/policy/trainer_actor.hpp): owns the policy being trained,
+// its optimizer and, where the objective has one, the frozen reference
+// (algorithms/trainer.hpp). One actor for every recipe; its objective, chosen at spawn,
+// says which of the train messages it answers. Detached: a step blocks its thread for
+// seconds.
 //
-// Protocol:
+// Protocol, objective grpo:
 //   (train_atom, rollout_batch)  -> std::map<std::string, double>
 //       One GRPO update: lp_old and lp_ref are computed first, then the clipped
 //       policy-gradient loss over microbatches, one optimizer step. Metrics are named
 //       train/* (loss, kl, clip fractions, entropy, grad_norm, token_mult_prob_error, ...).
 //   (sft_atom, sft_batch)        -> std::map<std::string, double>
-//       One supervised step (masked NLL over the targets): sft/* metrics.
+//       One warm-start step (masked NLL over the targets, an optimizer of its own):
+//       sft/* metrics.
+// Protocol, objectives sft, dpo and distill (rows from algorithms/sft_data.hpp):
+//   (train_atom, token_rows)     -> std::map<std::string, double>
+//       One optimizer step. sft: rows are examples (padded or packed), metrics sft/*
+//       (loss, grad_norm, lr, tokens). dpo: rows are pairs (chosen, rejected, ...) from
+//       pair_examples, metrics dpo/* (loss, accuracy, reward_margin, logps_chosen, ...).
+//       distill: rows are prompts + the student's completions, metrics distill/*
+//       (loss, forward_kl, reverse_kl, ...).
+//   (eval_atom, token_rows)      -> std::map<std::string, double>
+//       The loss on held-out rows, no gradients. sft: "nll_sum" and "tokens" (merge
+//       several answers, then divide); dpo: dpo/eval_* pair means; distill:
+//       distill/eval_*.
+// Every objective:
 //   (weights_atom)               -> weight_update     a snapshot of the current policy,
-//                                                      versioned by the GRPO step (SFT: 0)
+//                                                      versioned by the objective's steps
+//                                                      (GRPO's warm start: 0)
 //   (save_atom, std::string dir) -> bool              trainer.save_checkpoint(dir)
 //   (load_atom, std::string reference_dir, std::string dir) -> std::int64_t
-//       Resume: the weights at reference_dir (the policy as GRPO started; "" when there is
-//       no reference or it is the current policy) become the frozen reference, then
-//       trainer.load_checkpoint(dir). Answers the restored GRPO step.
-// A trainer that diverges (NaN/inf steps in a row) answers errc::system_failure.
+//       Resume: the weights at reference_dir (the policy as the objective started; ""
+//       when there is no reference or it is the current policy) become the frozen
+//       reference, then trainer.load_checkpoint(dir). Answers the restored step.
+// A message of another objective is errc::bad_input, and so is a malformed batch; a
+// trainer that diverges (NaN/inf steps in a row) answers errc::system_failure.
 #pragma once
 
 #include <caf/meta/type_name.hpp>
@@ -24,6 +41,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "algorithms/sft_data.hpp"
 
 namespace troupe {
 
@@ -55,6 +74,11 @@ typename Inspector::result_type inspect(Inspector& f, rollout_batch& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sft_batch& x) {
   return f(caf::meta::type_name("troupe::sft_batch"), x.prompts, x.targets);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, token_rows& x) {
+  return f(caf::meta::type_name("troupe::token_rows"), x.ids, x.loss_mask, x.segments);
 }
 
 }  // namespace troupe

@@ -176,9 +176,8 @@ bool grpo_run::sync_point(std::int64_t step) const {
   return (g.eval_every > 0 && step % g.eval_every == 0) || (g.checkpoint_every > 0 && step % g.checkpoint_every == 0);
 }
 
-std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
+grpo_run::sample_request grpo_run::take_step_request(std::int64_t step) {
   const auto& g = cfg_.grpo;
-  const auto t0 = clock_type::now();
   // Async GRPO: generation for up to max_staleness later steps is requested now, so the
   // generator samples them (with the weights it has) while this step is judged and
   // trained. The weights published after this step queue behind those requests, so a
@@ -189,6 +188,75 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
     inflight_.push_back({next, request_step(next)});
   auto req = std::move(inflight_.front().req);
   inflight_.pop_front();
+  return req;
+}
+
+grpo_run::trainable_batch grpo_run::build_rollout_batch(const std::vector<rollout>& rs) const {
+  const auto& g = cfg_.grpo;
+  // Advantages over each prompt's group (P, G).
+  std::vector<double> totals;
+  for (const auto& r : rs) totals.push_back(r.reward.total);
+  auto rewards = torch::tensor(totals, torch::kFloat64).view({g.prompts_per_step, g.group_size});
+  auto adv = compute_advantages(g.advantages, rewards).flatten().contiguous();
+  trainable_batch out;
+  auto& batch = out.batch;
+  for (std::size_t i = 0; i < rs.size(); ++i) {
+    batch.prompts.push_back(rs[i].prompt);
+    batch.completions.push_back(rs[i].gen.tokens);
+    batch.gen_logprobs.push_back(rs[i].gen.logprobs);
+    batch.advantages.push_back(adv[static_cast<std::int64_t>(i)].item<double>());
+    batch.versions.push_back(rs[i].gen.weight_version);
+  }
+  // Loss masks: multi-turn rows hide the observations; with guardrails.on_block: mask,
+  // a blocked completion is hidden whole (it still counted in its group's advantages).
+  const bool mask_blocked = cfg_.guardrails.on_block == "mask";
+  if (multi_turn() || mask_blocked) {
+    for (const auto& r : rs) {
+      auto m = r.mask.empty() ? std::vector<float>(r.gen.tokens.size(), 1.0f) : r.mask;
+      const bool blocked = std::any_of(r.verdicts.begin(), r.verdicts.end(),
+                                       [](const rail_verdict& v) { return v.action == rail_action::block; });
+      if (mask_blocked && blocked) {
+        std::fill(m.begin(), m.end(), 0.0f);
+        ++out.masked;
+      }
+      batch.completion_masks.push_back(std::move(m));
+    }
+  }
+  return out;
+}
+
+void grpo_run::add_rollout_metrics(std::int64_t step, const std::vector<rollout>& rs, const sample_stats& sampled,
+                                   std::map<std::string, double>& m) const {
+  const double n = static_cast<double>(rs.size());
+  // Staleness: how many updates the trainer had made past the weights a rollout was
+  // sampled with (0 in synchronous GRPO; at most max_staleness).
+  std::map<std::int64_t, double> staleness;
+  double staleness_sum = 0, staleness_max = 0;
+  for (const auto& r : rs) {
+    const auto k = step - r.gen.weight_version;
+    staleness[k] += 1.0 / n;
+    staleness_sum += static_cast<double>(k);
+    staleness_max = std::max(staleness_max, static_cast<double>(k));
+  }
+  for (std::int64_t k = 0; k <= cfg_.grpo.max_staleness; ++k) m["train/staleness/" + std::to_string(k)] = staleness[k];
+  m["train/staleness_mean"] = staleness_sum / n;
+  // Per rail: the share of this step's completions it triggered on (any action but
+  // allow). Every rail reports each step, 0 included, so the curve has no holes.
+  std::map<std::string, double> triggered;
+  for (const auto& r : rs)
+    for (const auto& v : r.verdicts) triggered[v.rail] += v.action == rail_action::allow ? 0.0 : 1.0;
+  for (const auto& [rail, count] : triggered) m["rails/" + rail + "/trigger_rate"] = count / n;
+  m["train/staleness_max"] = staleness_max;
+  // Of everything sampled this step (with dynamic sampling, more than was trained on).
+  m["train/reward_mean"] = sampled.reward / sampled.rollouts;
+  m["train/accuracy"] = sampled.correct / sampled.rollouts;
+  m["train/failed_episodes"] = sampled.failed;
+}
+
+std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
+  const auto& g = cfg_.grpo;
+  const auto t0 = clock_type::now();
+  auto req = take_step_request(step);
 
   auto t = clock_type::now();
   auto rs = collect(req);
@@ -207,41 +275,13 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   if (g.dynamic_sampling) rs = keep_varied_groups(step, std::move(rs), extra_rounds, sampled, dynamic);
   const double dynamic_s = seconds_since(t);
 
-  // Advantages over each prompt's group (P, G).
-  std::vector<double> totals;
-  for (const auto& r : rs) totals.push_back(r.reward.total);
-  auto rewards = torch::tensor(totals, torch::kFloat64).view({g.prompts_per_step, g.group_size});
-  auto adv = compute_advantages(g.advantages, rewards).flatten().contiguous();
-  rollout_batch batch;
-  for (std::size_t i = 0; i < rs.size(); ++i) {
-    batch.prompts.push_back(rs[i].prompt);
-    batch.completions.push_back(rs[i].gen.tokens);
-    batch.gen_logprobs.push_back(rs[i].gen.logprobs);
-    batch.advantages.push_back(adv[static_cast<std::int64_t>(i)].item<double>());
-    batch.versions.push_back(rs[i].gen.weight_version);
-  }
-  // Loss masks: multi-turn rows hide the observations; with guardrails.on_block: mask,
-  // a blocked completion is hidden whole (it still counted in its group's advantages).
-  double masked = 0;
-  const bool mask_blocked = cfg_.guardrails.on_block == "mask";
-  if (multi_turn() || mask_blocked) {
-    for (const auto& r : rs) {
-      auto m = r.mask.empty() ? std::vector<float>(r.gen.tokens.size(), 1.0f) : r.mask;
-      const bool blocked = std::any_of(r.verdicts.begin(), r.verdicts.end(),
-                                       [](const rail_verdict& v) { return v.action == rail_action::block; });
-      if (mask_blocked && blocked) {
-        std::fill(m.begin(), m.end(), 0.0f);
-        ++masked;
-      }
-      batch.completion_masks.push_back(std::move(m));
-    }
-  }
+  auto trainable = build_rollout_batch(rs);
   t = clock_type::now();
   // Every completion masked (all blocked): nothing to learn from, no update.
-  auto m = masked == static_cast<double>(rs.size())
+  auto m = trainable.masked == static_cast<double>(rs.size())
              ? std::map<std::string, double>{{"train/skipped", 1.0}}
              : train_all<std::map<std::string, double>>(
-                   train_atom::value, std::move(batch),
+                   train_atom::value, std::move(trainable.batch),
                    // With dynamic batching a rank's time follows its tokens: balance them.
                    cfg_.trainer.microbatch_tokens > 0 ? &shard_rollout_batch_by_tokens : &shard_rollout_batch);
   const double train_s = seconds_since(t);
@@ -249,32 +289,9 @@ std::map<std::string, double> grpo_run::grpo_step(std::int64_t step) {
   publish_weights();
   const double sync_s = seconds_since(t);
 
-  const double n = static_cast<double>(rs.size());
   const double step_s = seconds_since(t0);
-  // Staleness: how many updates the trainer had made past the weights a rollout was
-  // sampled with (0 in synchronous GRPO; at most max_staleness).
-  std::map<std::int64_t, double> staleness;
-  double staleness_sum = 0, staleness_max = 0;
-  for (const auto& r : rs) {
-    const auto k = step - r.gen.weight_version;
-    staleness[k] += 1.0 / n;
-    staleness_sum += static_cast<double>(k);
-    staleness_max = std::max(staleness_max, static_cast<double>(k));
-  }
-  for (std::int64_t k = 0; k <= g.max_staleness; ++k) m["train/staleness/" + std::to_string(k)] = staleness[k];
-  m["train/staleness_mean"] = staleness_sum / n;
-  // Per rail: the share of this step's completions it triggered on (any action but
-  // allow). Every rail reports each step, 0 included, so the curve has no holes.
-  std::map<std::string, double> triggered;
-  for (const auto& r : rs)
-    for (const auto& v : r.verdicts) triggered[v.rail] += v.action == rail_action::allow ? 0.0 : 1.0;
-  for (const auto& [rail, count] : triggered) m["rails/" + rail + "/trigger_rate"] = count / n;
-  m["train/staleness_max"] = staleness_max;
-  // Of everything sampled this step (with dynamic sampling, more than was trained on).
-  m["train/reward_mean"] = sampled.reward / sampled.rollouts;
-  m["train/accuracy"] = sampled.correct / sampled.rollouts;
-  m["train/failed_episodes"] = sampled.failed;
-  if (mask_blocked) m["train/masked_rollouts"] = masked;
+  add_rollout_metrics(step, rs, sampled, m);
+  if (cfg_.guardrails.on_block == "mask") m["train/masked_rollouts"] = trainable.masked;
   m["train/new_tokens_per_s"] = sampled.new_tokens / step_s;  // of step wall time, comparable sync vs async
   if (g.dynamic_sampling) {
     m.insert(dynamic.begin(), dynamic.end());

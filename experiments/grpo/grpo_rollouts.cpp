@@ -3,17 +3,9 @@
 
 namespace troupe::grpo_detail {
 
-// The task's prompt as one user turn in the policy's chat format; plain text (the
-// small char models) gets BOS in front instead, as in pretraining.
+// The task's prompt in the policy's chat format (experiments/setup/policy_setup.hpp).
 std::vector<std::int32_t> grpo_run::encode_prompt(const std::string& text) const {
-  std::vector<std::int32_t> ids;
-  if (chat_ == chat_format::plain) {
-    if (tok_->bos_id()) ids.push_back(*tok_->bos_id());
-    for (auto id : tok_->encode(text)) ids.push_back(id);
-    return ids;
-  }
-  for (auto id : tok_->encode(format_chat(chat_, {{"user", text}}, /*add_generation_prompt=*/true))) ids.push_back(id);
-  return ids;
+  return troupe::encode_prompt(*tok_, chat_, text);
 }
 
 // The environment's first observation of each task: the prompt text and where the

@@ -130,6 +130,16 @@ class grpo_run {
                                           std::map<std::string, double>& m);
   void judge(std::vector<rollout>& rs);
   void score(std::vector<rollout>& rs);
+  // grpo_step's stages besides those: the step's generation request (async GRPO keeps
+  // later ones in flight), the trainer's batch, the metrics of the rollouts.
+  sample_request take_step_request(std::int64_t step);
+  struct trainable_batch {
+    rollout_batch batch;  // advantages over each prompt's group, loss masks
+    double masked = 0;    // completions hidden whole (guardrails.on_block: mask)
+  };
+  trainable_batch build_rollout_batch(const std::vector<rollout>& rs) const;
+  void add_rollout_metrics(std::int64_t step, const std::vector<rollout>& rs, const sample_stats& sampled,
+                           std::map<std::string, double>& m) const;
   void publish_weights();
   void log(std::int64_t step, const std::map<std::string, double>& metrics);
   void log_rollouts(std::int64_t step, const std::vector<rollout>& rs);

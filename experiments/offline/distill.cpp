@@ -71,13 +71,13 @@ void distill_run::setup() {
            << student_.model->config().num_hidden_layers << " layers; teacher "
            << teacher.model->config().hidden_size << " wide, " << teacher.model->config().num_hidden_layers
            << " layers, from " << d.teacher << '\n';
-  offline_trainer_options o;
-  o.objective = offline_objective::distill;
+  trainer_actor_options o;
+  o.objective = trainer_objective::distill;
   o.trainer = cfg_.trainer;
   o.teacher = teacher.model;
   o.distill = d.loss;
   o.pad_id = student_.pad_id;
-  trainer_ = spawn_offline_trainer_actor(ctx_.sys, student_.model, o);
+  trainer_ = spawn_trainer_actor(ctx_.sys, student_.model, o);
   causal_lm gen_copy(student_.model->config());
   gen_copy->to(student_.model->device(), student_.model->dtype());
   student_gen_ = spawn_generator(ctx_.sys, gen_copy, student_.tok, 0);

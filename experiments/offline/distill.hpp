@@ -6,7 +6,7 @@
 //   coordinator  this experiment's loop, a blocking actor on the caller's thread
 //   generator    actors/protocol/generator.hpp             the student's samples (synced after each step)
 //   generator    actors/protocol/generator.hpp             the teacher's greedy answers, for its accuracy
-//   trainer      actors/protocol/offline_trainer.hpp student, optimizer, teacher scoring
+//   trainer      actors/protocol/trainer.hpp         student, optimizer, teacher scoring
 //   store        actors/store_actor.hpp           metrics and checkpoints
 // Held-out evaluation (greedy accuracy of student and teacher, the student's KL to the
 // teacher on its own greedy answers) at step 0, every distill.eval_every steps and at

@@ -58,13 +58,13 @@ void dpo_run::setup() {
            << (cfg_.dpo.init_from.empty() ? "" : ", from " + cfg_.dpo.init_from) << '\n';
   sampler_ = std::make_unique<epoch_sampler>(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed));
   if (!ctx_.resume) warm_start();  // resumed, the reference comes from checkpoint 0
-  offline_trainer_options o;
-  o.objective = offline_objective::dpo;
+  trainer_actor_options o;
+  o.objective = trainer_objective::dpo;
   o.trainer = cfg_.trainer;
   o.trainer.microbatch_size = 2 * cfg_.trainer.microbatch_size;  // pairs -> rows
   o.dpo = cfg_.dpo.loss;
   o.pad_id = policy_.pad_id;
-  trainer_ = spawn_offline_trainer_actor(ctx_.sys, policy_.model, o);
+  trainer_ = spawn_trainer_actor(ctx_.sys, policy_.model, o);
 }
 
 // sft.steps supervised steps on the chosen responses, by a trainer of their own (as
@@ -73,7 +73,7 @@ void dpo_run::setup() {
 void dpo_run::warm_start() {
   const auto& s = cfg_.sft;
   if (s.steps == 0) return;
-  auto sft = spawn_offline_trainer_actor(ctx_.sys, policy_.model, sft_trainer_options(cfg_, policy_));
+  auto sft = spawn_trainer_actor(ctx_.sys, policy_.model, sft_trainer_options(cfg_, policy_));
   epoch_sampler sampler(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed) ^ 0x5f7ULL);
   progress bar("sft", s.steps, parse_progress_style(cfg_.system.progress), ctx_.out);
   for (std::int64_t step = 0; step < s.steps && !stop_requested(); ++step) {

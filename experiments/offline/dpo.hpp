@@ -5,7 +5,7 @@
 // on the chosen responses (as GRPO's). The loss is losses.hpp's dpo_loss: sigmoid (DPO) or ipo, optional length
 // averaging and an SFT term on the chosen response. Actors:
 //   coordinator  this experiment's loop, a blocking actor on the caller's thread
-//   trainer      actors/protocol/offline_trainer.hpp   policy, optimizer and reference
+//   trainer      actors/protocol/trainer.hpp          policy, optimizer and reference
 //   store        actors/store_actor.hpp             metrics and checkpoints
 // Held-out preference metrics (dpo/eval_*) at step 0, every dpo.eval_every steps and
 // at the end; checkpoints every dpo.checkpoint_every steps and at the end.

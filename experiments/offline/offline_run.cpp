@@ -90,9 +90,9 @@ offline_policy make_offline_policy(const experiment_config& cfg, const std::stri
   return p;
 }
 
-offline_trainer_options sft_trainer_options(const experiment_config& cfg, const offline_policy& p) {
-  offline_trainer_options o;
-  o.objective = offline_objective::sft;
+trainer_actor_options sft_trainer_options(const experiment_config& cfg, const offline_policy& p) {
+  trainer_actor_options o;
+  o.objective = trainer_objective::sft;
   o.trainer = cfg.trainer;
   o.trainer.lr = cfg.sft.lr;
   o.trainer.microbatch_size = cfg.sft.microbatch_size;

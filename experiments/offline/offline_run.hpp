@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "experiments/experiment.hpp"
-#include "actors/policy/offline_trainer_actor.hpp"
+#include "actors/policy/trainer_actor.hpp"
 #include "experiments/setup/policy_setup.hpp"
 #include "core/error.hpp"
 #include "policies/causal_lm.hpp"
@@ -59,7 +59,7 @@ preference_dataset load_preference_dataset(const experiment_config& cfg, const o
 // The options of an sft trainer as the `sft:` section sets them, for the sft experiment
 // and DPO's warm start alike (and as GRPO's warm start reads them): sft.lr and
 // sft.microbatch_size over the rest of the trainer section.
-offline_trainer_options sft_trainer_options(const experiment_config& cfg, const offline_policy& p);
+trainer_actor_options sft_trainer_options(const experiment_config& cfg, const offline_policy& p);
 
 // Checks shared by sft and dpo before a run exists: the policy (validate_policy),
 // exactly one data source, arithmetic options when generating, data.max_length within
@@ -131,7 +131,7 @@ class offline_coordinator {
 
   // Writes `metrics` at `step` to the store (one transaction).
   void log(std::int64_t step, const std::map<std::string, double>& metrics);
-  // One optimizer step of an sft trainer (offline_trainer_actor.hpp) on `examples`,
+  // One optimizer step of an sft trainer (trainer_actor.hpp) on `examples`,
   // laid out as `rows` lays them out; adds sft/tokens_per_s (prompt and response
   // tokens), sft/rows and time/step_s, and logs everything at `step`.
   std::map<std::string, double> sft_step(const caf::actor& trainer, const token_rows& rows, std::int64_t step);
@@ -139,7 +139,7 @@ class offline_coordinator {
   // tokenizer files: copy_tokenizer_files) and records it in the store.
   void checkpoint(const caf::actor& trainer, std::int64_t step);
   // Resume: `trainer` takes the weights, optimizer and RNG state and the step of
-  // checkpoint `c` (offline_trainer_actor.hpp's load), and, when `reference_step` is
+  // checkpoint `c` (trainer_actor.hpp's load), and, when `reference_step` is
   // given, its frozen reference the weights of that step's checkpoint. Answers the step;
   // system_error when the checkpoint holds another step than the store says.
   std::int64_t restore(const caf::actor& trainer, const checkpoint_row& c, std::optional<std::int64_t> reference_step = {});

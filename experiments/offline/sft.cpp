@@ -56,7 +56,7 @@ void sft_run::setup() {
            << (data_.truncated ? ", " + std::to_string(data_.truncated) + " responses cut to data.max_length" : "")
            << (cfg_.data.packing ? ", packed" : ", padded") << '\n';
   sampler_ = std::make_unique<epoch_sampler>(data_.train.size(), static_cast<std::uint64_t>(cfg_.run.seed));
-  trainer_ = spawn_offline_trainer_actor(ctx_.sys, policy_.model, sft_trainer_options(cfg_, policy_));
+  trainer_ = spawn_trainer_actor(ctx_.sys, policy_.model, sft_trainer_options(cfg_, policy_));
 }
 
 token_rows sft_run::layout(const std::vector<tokenized_example>& examples) const {

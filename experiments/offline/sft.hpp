@@ -2,7 +2,7 @@
 // pairs or chat conversations (environments/datasets.hpp), the prompt tokens masked out
 // of the loss, batches padded or packed (data.packing). Actors:
 //   coordinator  this experiment's loop, a blocking actor on the caller's thread
-//   trainer      actors/protocol/offline_trainer.hpp   one optimizer step per batch
+//   trainer      actors/protocol/trainer.hpp          one optimizer step per batch
 //   store        actors/store_actor.hpp             metrics and checkpoints
 // Held-out loss (sft/eval_loss) at step 0, every sft.eval_every steps and at the end;
 // checkpoints every sft.checkpoint_every steps and at the end, under

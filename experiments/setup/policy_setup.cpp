@@ -72,15 +72,19 @@ std::string describe_policy(const policy_section& p, const policy_setup& setup) 
          std::to_string(c.vocab_size) + " ids), chat format " + chat_format_name(setup.chat);
 }
 
-std::vector<std::int32_t> encode_prompt(const policy_setup& p, const std::string& text) {
+std::vector<std::int32_t> encode_prompt(const tokenizer& tok, chat_format chat, const std::string& text) {
   std::vector<std::int32_t> ids;
-  if (p.chat == chat_format::plain) {
-    if (p.tok->bos_id()) ids.push_back(*p.tok->bos_id());
-    for (auto id : p.tok->encode(text)) ids.push_back(id);
+  if (chat == chat_format::plain) {
+    if (tok.bos_id()) ids.push_back(*tok.bos_id());
+    for (auto id : tok.encode(text)) ids.push_back(id);
     return ids;
   }
-  for (auto id : p.tok->encode(format_chat(p.chat, {{"user", text}}, /*add_generation_prompt=*/true))) ids.push_back(id);
+  for (auto id : tok.encode(format_chat(chat, {{"user", text}}, /*add_generation_prompt=*/true))) ids.push_back(id);
   return ids;
+}
+
+std::vector<std::int32_t> encode_prompt(const policy_setup& p, const std::string& text) {
+  return encode_prompt(*p.tok, p.chat, text);
 }
 
 void copy_tokenizer_files(const std::string& from, const std::string& to) {

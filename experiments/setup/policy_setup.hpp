@@ -1,6 +1,5 @@
 // The policy an experiment trains, built from the `policy:` and `tokenizer:` sections the
-// same way for every experiment (sft, dpo and distill here; grpo.cpp's setup is the same
-// idea and can move onto these functions):
+// same way for every experiment (grpo, sft, dpo and distill):
 // - policy.path empty: the small model of `policy:` over the char tokenizer of
 //   tokenizer.alphabet (ids of the characters, then <pad>, <bos>, <eos>), its initial
 //   weights from policy.init_seed; prompts are plain text after <bos>.
@@ -51,6 +50,7 @@ std::string describe_policy(const policy_section& p, const policy_setup& setup);
 
 // A task's prompt as one user turn in the policy's chat format, ready to generate from;
 // plain text (the small char models) gets BOS in front instead, as in pretraining.
+std::vector<std::int32_t> encode_prompt(const tokenizer& tok, chat_format chat, const std::string& text);
 std::vector<std::int32_t> encode_prompt(const policy_setup& p, const std::string& text);
 
 // Copies the tokenizer files of the model directory `from` (tokenizer.json and, where

@@ -1,5 +1,6 @@
-// The offline trainer actor: its message type travels through a serializer, and it
-// answers train / eval / save for SFT and DPO, turning bad batches into bad_input.
+// The trainer actor with the offline objectives: its message type travels through a
+// serializer, and it answers train / eval / save for SFT and DPO, turning bad batches,
+// and messages of another objective, into bad_input.
 #include <gtest/gtest.h>
 #include <caf/all.hpp>
 #include <caf/binary_deserializer.hpp>
@@ -10,7 +11,7 @@
 #include "actors/protocol/atoms.hpp"
 #include "actors/protocol/errors.hpp"
 #include "actors/protocol/message_types.hpp"
-#include "actors/policy/offline_trainer_actor.hpp"
+#include "actors/policy/trainer_actor.hpp"
 #include "actors/system.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -70,10 +71,11 @@ TEST_F(offline_trainer_actor, token_rows_round_trip_through_a_serializer) {
 TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
   testing::temp_dir dir;
   caf::scoped_actor self{*sys};
-  offline_trainer_options o;
+  trainer_actor_options o;
+  o.objective = trainer_objective::sft;
   o.trainer.lr = 1e-2;
   o.trainer.microbatch_size = 2;
-  auto sft = spawn_offline_trainer_actor(*sys, tiny_model(), o);
+  auto sft = spawn_trainer_actor(*sys, tiny_model(), o);
   auto rows = rows_of({{{1, 2, 3}, {4, 5}}, {{1}, {6}}});
   auto m = ask(self, sft, train_atom::value, rows);
   EXPECT_GT(m.at("sft/loss"), 0.0);
@@ -93,9 +95,22 @@ TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
       .receive([](std::map<std::string, double>&) {}, [&](caf::error& x) { err = x; });
   ASSERT_TRUE(err);
   EXPECT_EQ(static_cast<errc>(err.code()), errc::bad_input) << render(err);
+  // A rollout batch is GRPO's: an sft trainer refuses it, naming why.
+  sft = spawn_trainer_actor(*sys, tiny_model(), o);
+  err = {};
+  rollout_batch rb;
+  rb.prompts = {{1, 2}};
+  rb.completions = {{3}};
+  rb.gen_logprobs = {{-1.0f}};
+  rb.advantages = {1.0};
+  self->request(sft, std::chrono::seconds(60), train_atom::value, rb)
+      .receive([](std::map<std::string, double>&) {}, [&](caf::error& x) { err = x; });
+  ASSERT_TRUE(err);
+  EXPECT_EQ(static_cast<errc>(err.code()), errc::bad_input) << render(err);
+  EXPECT_NE(render(err).find("needs the grpo objective"), std::string::npos) << render(err);
 
-  o.objective = offline_objective::dpo;
-  auto dpo = spawn_offline_trainer_actor(*sys, tiny_model(), o);
+  o.objective = trainer_objective::dpo;
+  auto dpo = spawn_trainer_actor(*sys, tiny_model(), o);
   auto pairs = pair_examples({{{{1, 2}, {3}}, {{1, 2}, {4}}}});
   auto before = ask(self, dpo, eval_atom::value, pairs);
   EXPECT_NEAR(before.at("dpo/eval_loss"), std::log(2.0), 1e-6);
@@ -103,7 +118,7 @@ TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
   EXPECT_EQ(step.count("dpo/reward_margin"), 1u);
   self->send_exit(dpo, caf::exit_reason::user_shutdown);
   o.trainer.microbatch_size = 3;
-  EXPECT_THROW(spawn_offline_trainer_actor(*sys, tiny_model(), o), input_error) << "odd microbatch for pairs";
+  EXPECT_THROW(spawn_trainer_actor(*sys, tiny_model(), o), input_error) << "odd microbatch for pairs";
 }
 
 // Resume: a trainer of other weights that loads the reference of checkpoint 0 and the
@@ -114,19 +129,19 @@ TEST_F(offline_trainer_actor, a_loaded_checkpoint_and_reference_continue_bit_ide
   auto save = [&](const caf::actor& a, const std::string& to) {
     self->request(a, std::chrono::seconds(60), save_atom::value, to).receive([](bool) {}, [](caf::error&) {});
   };
-  offline_trainer_options o;
-  o.objective = offline_objective::dpo;
+  trainer_actor_options o;
+  o.objective = trainer_objective::dpo;
   o.trainer.lr = 1e-2;
   o.trainer.microbatch_size = 2;
   auto pairs = pair_examples({{{{1, 2}, {3}}, {{1, 2}, {4}}}, {{{5}, {6, 7}}, {{5}, {8}}}});
-  auto whole = spawn_offline_trainer_actor(*sys, tiny_model(), o);
+  auto whole = spawn_trainer_actor(*sys, tiny_model(), o);
   save(whole, dir / "step_0");
   ask(self, whole, train_atom::value, pairs);
   ask(self, whole, train_atom::value, pairs);
   save(whole, dir / "step_2");
   const auto want = ask(self, whole, train_atom::value, pairs);
 
-  auto resumed = spawn_offline_trainer_actor(*sys, tiny_model(7), o);
+  auto resumed = spawn_trainer_actor(*sys, tiny_model(7), o);
   std::int64_t step = -1;
   self->request(resumed, std::chrono::seconds(60), load_atom::value, dir / "step_0", dir / "step_2")
       .receive([&](std::int64_t s) { step = s; }, [](caf::error& e) { FAIL() << render(e); });
