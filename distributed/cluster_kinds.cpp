@@ -34,13 +34,6 @@ Section parse_payload(const std::string& kind, const std::string& payload) {
   return read_config<Section>(tree);
 }
 
-// A reward or guardrail actor restarts on the worker like in the head
-// (experiments/grpo/grpo.cpp); its restart events go to the head.
-caf::actor supervised(const remote_spawn_context& ctx, const char* name,
-                      std::function<caf::actor(caf::actor_system&)> make) {
-  return spawn_supervised(ctx.sys, name, ctx.events, std::move(make));
-}
-
 }  // namespace
 
 void register_builtin_remote_kinds() {
@@ -53,13 +46,15 @@ void register_builtin_remote_kinds() {
                          }));
     register_remote_kind("reward", remote_factory_ex([](const remote_spawn_context& ctx, const std::string& p) {
                            const auto r = parse_payload<reward_payload_section>("reward", p);
-                           return supervised(ctx, "reward", [r](caf::actor_system& sys) {
+                           // It restarts on the worker like in the head (experiments/grpo/grpo.cpp);
+                           // its restart events go to the head.
+                           return spawn_supervised(ctx.sys, "reward", ctx.events, [r](caf::actor_system& sys) {
                              return spawn_reward_actor(sys, r.reward, r.failure_reward);
                            });
                          }));
     register_remote_kind("guardrails", remote_factory_ex([](const remote_spawn_context& ctx, const std::string& p) {
                            const auto g = parse_payload<guardrails_section>("guardrails", p);
-                           return supervised(ctx, "guardrails",
+                           return spawn_supervised(ctx.sys, "guardrails", ctx.events,
                                              [g](caf::actor_system& sys) { return spawn_guardrail_actor(sys, g); });
                          }));
   });
