@@ -93,10 +93,11 @@ trainer& main_trainer(trainer_actor* self) {
   return *st.main;
 }
 
+// A message of another objective is the caller's mistake: bad_input naming both.
 void require(trainer_actor* self, bool grpo, const char* message) {
-  if ((self->state.opts.objective == trainer_objective::grpo) != grpo)
-    throw input_error(std::string("trainer: ") + message + (grpo ? " needs" : " does not apply to") +
-                      " the grpo objective");
+  if ((self->state.opts.objective == trainer_objective::grpo) == grpo) return;
+  throw input_error(std::string("trainer: ") + message +
+                    (grpo ? " needs the grpo objective" : " are for the sft, dpo and distill objectives, not grpo"));
 }
 
 // Mean entropy of the policy over the response tokens (`entropy` (B, T), from the

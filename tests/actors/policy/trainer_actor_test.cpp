@@ -108,6 +108,16 @@ TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
   ASSERT_TRUE(err);
   EXPECT_EQ(static_cast<errc>(err.code()), errc::bad_input) << render(err);
   EXPECT_NE(render(err).find("needs the grpo objective"), std::string::npos) << render(err);
+  // And token rows are not GRPO's.
+  trainer_actor_options g = o;
+  g.objective = trainer_objective::grpo;
+  auto grpo = spawn_trainer_actor(*sys, tiny_model(), g);
+  err = {};
+  self->request(grpo, std::chrono::seconds(60), train_atom::value, rows)
+      .receive([](std::map<std::string, double>&) {}, [&](caf::error& x) { err = x; });
+  ASSERT_TRUE(err);
+  EXPECT_EQ(static_cast<errc>(err.code()), errc::bad_input) << render(err);
+  EXPECT_NE(render(err).find("not grpo"), std::string::npos) << render(err);
 
   o.objective = trainer_objective::dpo;
   auto dpo = spawn_trainer_actor(*sys, tiny_model(), o);
