@@ -189,12 +189,14 @@ std::int64_t restore(trainer_actor* self, const std::string& reference_dir, cons
   auto& st = self->state;
   // Data parallel: only rank 0 reads the files; the trainer's constructor broadcasts
   // its reference weights, sync_replicas the restored state.
-  if (!st.main && !reference_dir.empty() && is_rank0(self)) {
-    load_weights(st.policy, reference_dir);  // the trainer made next freezes this copy
-  } else if (!reference_dir.empty() && is_rank0(self)) {
-    if (st.main->reference() == nullptr)
-      throw std::logic_error("trainer: a reference to restore from " + reference_dir + ", but no reference");
-    load_weights(*st.main->reference(), reference_dir);
+  if (!reference_dir.empty() && is_rank0(self)) {
+    if (!st.main) {
+      load_weights(st.policy, reference_dir);  // the trainer made next freezes this copy
+    } else {
+      if (st.main->reference() == nullptr)
+        throw std::logic_error("trainer: a reference to restore from " + reference_dir + ", but no reference");
+      load_weights(*st.main->reference(), reference_dir);
+    }
   }
   auto& t = main_trainer(self);  // made on every rank alike: its constructor is a collective
   if (is_rank0(self)) t.load_checkpoint(dir);
