@@ -12,7 +12,6 @@
 
 #include "environments/calculator.hpp"
 #include "environments/countdown.hpp"
-#include "environments/episode.hpp"
 #include "environments/expression.hpp"
 #include "environments/jsonl_tasks.hpp"
 
@@ -50,14 +49,14 @@ void countdown_generate(benchmark::State& state) {
   rate(state, "tasks_per_s");
 }
 
+// One two-turn tool episode, as the env host plays it: reset, a tool call, the answer.
 void calculator_episode(benchmark::State& state) {
   calculator_env env({});
   const task t{"q", "A shop has 12 boxes of 7 pencils. How many pencils?", {{"answer", "84"}}};
-  episode_driver driver;
   for (auto _ : state) {
-    benchmark::DoNotOptimize(driver.run(env, t, [](const std::vector<turn>& so_far, const std::vector<std::string>&) {
-      return so_far.size() == 1 ? std::string("<tool>calc: 12*7</tool>") : std::string("<answer>84</answer>");
-    }));
+    env.reset(t);
+    benchmark::DoNotOptimize(env.step("<tool>calc: 12*7</tool>"));
+    benchmark::DoNotOptimize(env.step("<answer>84</answer>"));
   }
   rate(state, "episodes_per_s");
 }

@@ -3,7 +3,7 @@
 // It shows the whole contract of environments/environment.hpp on a tiny task: the
 // policy is given a word and must write it backwards, e.g. "stressed" -> "desserts".
 // It is multi-turn on purpose: a wrong reply gets a hint and another try, so the
-// episode driver (environments/episode.hpp) has something to drive.
+// GRPO coordinator has an episode to play (env.max_turns > 1).
 //
 // Build: a CMake MODULE linking troupe_environments (see CMakeLists.txt here). Use:
 //   troupe envs list --plugin build/examples/custom_env/libtroupe_example_custom_env.so
