@@ -180,9 +180,12 @@ caf::behavior env_pool(caf::stateful_actor<env_pool_state>* self, env_pool_optio
 
 }  // namespace
 
-caf::actor spawn_env_pool(caf::actor_system& sys, env_pool_options opts) {
+env_pool_actor spawn_env_pool(caf::actor_system& sys, env_pool_options opts) {
   if (opts.members.empty()) throw input_error("env pool: no env hosts");
-  return sys.spawn(env_pool, std::move(opts));
+  // An untyped stand-in (its members come from the cluster as plain handles, and it
+  // retries their requests generically), which answers the env host's interface and
+  // its status: the cast is what the protocol promises.
+  return caf::actor_cast<env_pool_actor>(sys.spawn(env_pool, std::move(opts)));
 }
 
 }  // namespace troupe

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "actors/protocol/atoms.hpp"
+#include "actors/protocol/env_host.hpp"
 #include "actors/protocol/errors.hpp"
 #include "core/store.hpp"
 
@@ -103,11 +104,14 @@ void pool_request(Self* self, member_set& set, std::size_t m, bool sticky, Ok ok
       });
 }
 
+// The env host's interface and the pool's own question; it converts to env_host_actor.
+using env_pool_actor = env_host_actor::extend<caf::replies_to<status_atom>::with<std::vector<std::string>>>;
+
 struct env_pool_options {
   std::vector<pool_member> members;  // env host actors (actors/env_host.hpp)
   caf::actor store;                  // for `lost` events; may be invalid
 };
 
-caf::actor spawn_env_pool(caf::actor_system& sys, env_pool_options opts);
+env_pool_actor spawn_env_pool(caf::actor_system& sys, env_pool_options opts);
 
 }  // namespace troupe

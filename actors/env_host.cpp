@@ -94,13 +94,13 @@ struct host_state {
   static inline const char* name = "troupe.env_host";
 };
 
-using host_actor = caf::stateful_actor<host_state>;
+using host_self = env_host_actor::stateful_pointer<host_state>;
 
 // A worker under its own supervisor: an instance that crashes its actor (an exception
 // that is not a std::exception, an error exit) is restarted with a fresh instance and
 // an event row; past the restart limit the supervisor gives up and, being linked, takes
 // the host down with errc::restart_limit, which ends the run with that reason.
-caf::actor spawn_worker(host_actor* self) {
+caf::actor spawn_worker(host_self self) {
   auto& st = self->state;
   supervisor_spec spec;
   spec.name = "env-worker-" + std::to_string(st.spawned++) + " (" + st.opts.env + ")";
@@ -118,7 +118,7 @@ caf::actor spawn_worker(host_actor* self) {
 // where no message reaches it: the slot gets a fresh worker, and the old one is told
 // to exit, which it does once the environment returns (a thread stays blocked until
 // then).
-void replace_worker(host_actor* self, std::size_t slot, const caf::actor& stuck) {
+void replace_worker(host_self self, std::size_t slot, const caf::actor& stuck) {
   auto& st = self->state;
   if (st.workers[slot] != stuck) return;  // replaced already
   self->unlink_from(stuck);
@@ -130,7 +130,7 @@ void replace_worker(host_actor* self, std::size_t slot, const caf::actor& stuck)
                            " ms; its worker was replaced"});
 }
 
-caf::behavior env_host(host_actor* self, env_host_options opts) {
+env_host_actor::behavior_type env_host(host_self self, env_host_options opts) {
   self->state.opts = std::move(opts);
   for (int i = 0; i < self->state.opts.pool; ++i) self->state.workers.push_back(spawn_worker(self));
   return {
@@ -156,9 +156,13 @@ caf::behavior env_host(host_actor* self, env_host_options opts) {
               });
       return rp;
     },
-    [self](reset_atom, task& t) {
+    [self](reset_atom, task& t) -> caf::result<observation> {
       auto& st = self->state;
-      return self->delegate(st.workers[st.next++ % st.workers.size()], reset_atom::value, std::move(t));
+      auto rp = self->make_response_promise<observation>();
+      self->request(st.workers[st.next++ % st.workers.size()], st.opts.step_timeout, reset_atom::value, std::move(t))
+        .then([rp](observation& o) mutable { rp.deliver(std::move(o)); },
+              [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+      return rp;
     },
     // Multi-turn: an episode stays on the worker that opened it.
     [self](open_atom, std::int64_t id, task& t) -> caf::result<observation> {
@@ -219,7 +223,7 @@ env_host_options env_host_options_for(const env_section& env, const caf::actor& 
   return o;
 }
 
-caf::actor spawn_env_host(caf::actor_system& sys, const env_host_options& opts) {
+env_host_actor spawn_env_host(caf::actor_system& sys, const env_host_options& opts) {
   if (opts.pool < 1) throw input_error("env.pool: must be >= 1");
   make_environment(opts.env, opts.options);  // fail here, on the caller's thread, for bad names or options
   return sys.spawn(env_host, opts);

@@ -34,7 +34,6 @@
 
 namespace troupe {
 
-
 struct env_host_options {
   std::string env;                 // registered name (environments/environment.hpp)
   environment_options options;
@@ -74,6 +73,6 @@ env_host_options env_host_options_for(const env_section& env, const caf::actor& 
 
 // Throws input_error for an unknown environment or bad options (it builds one instance
 // up front to check them).
-caf::actor spawn_env_host(caf::actor_system& sys, const env_host_options& opts);
+env_host_actor spawn_env_host(caf::actor_system& sys, const env_host_options& opts);
 
 }  // namespace troupe

@@ -79,12 +79,12 @@ struct guardrail_state {
   static inline const char* name = "guardrail";
 };
 
-using guardrail_actor_type = caf::stateful_actor<guardrail_state>;
+using guardrail_self = guardrail_actor::stateful_pointer<guardrail_state>;
 
 // Fans one check out to the stage's rail actors and calls `done` with the combined
 // result once every rail answered, or at once when one blocks; `fail` on a rail's error.
 template <class Done, class Fail>
-void fan_out(guardrail_actor_type* self, rail_stage stage, std::string text, Done done, Fail fail) {
+void fan_out(guardrail_self self, rail_stage stage, std::string text, Done done, Fail fail) {
   const auto& st = self->state;
   const auto& rails = stage == rail_stage::input ? st.input : st.output;
   auto p = std::make_shared<pending_check>();
@@ -149,7 +149,7 @@ std::vector<rail_verdict> verdicts_of(rails_result& res) {
   return out;
 }
 
-caf::behavior guardrail_actor(guardrail_actor_type* self, std::shared_ptr<const rails_engine> engine) {
+guardrail_actor::behavior_type guardrail_behavior(guardrail_self self, std::shared_ptr<const rails_engine> engine) {
   convert_exceptions(self);
   auto& st = self->state;
   st.engine = engine;
@@ -181,11 +181,11 @@ caf::behavior guardrail_actor(guardrail_actor_type* self, std::shared_ptr<const 
 
 }  // namespace
 
-caf::actor spawn_guardrail_actor(caf::actor_system& sys, std::shared_ptr<const rails_engine> engine) {
-  return sys.spawn(guardrail_actor, std::move(engine));
+guardrail_actor spawn_guardrail_actor(caf::actor_system& sys, std::shared_ptr<const rails_engine> engine) {
+  return sys.spawn(guardrail_behavior, std::move(engine));
 }
 
-caf::actor spawn_guardrail_actor(caf::actor_system& sys, const guardrails_section& cfg, const caf::actor& model) {
+guardrail_actor spawn_guardrail_actor(caf::actor_system& sys, const guardrails_section& cfg, const caf::actor& model) {
   const rail_services services = model ? guard_model_services(sys, model) : rail_services{};
   return spawn_guardrail_actor(sys, std::make_shared<const rails_engine>(make_rails(cfg, services)));
 }

@@ -26,18 +26,19 @@
 
 #include <memory>
 
+#include "actors/protocol/guardrail.hpp"
 #include "guardrails/rails_engine.hpp"
 
 namespace troupe {
 
 // The rails of `engine`'s file, as a guardrail actor.
-caf::actor spawn_guardrail_actor(caf::actor_system& sys, std::shared_ptr<const rails_engine> engine);
+guardrail_actor spawn_guardrail_actor(caf::actor_system& sys, std::shared_ptr<const rails_engine> engine);
 
 // The rails of an experiment's `guardrails:` section (make_rails: the length rail, then
 // the rails file's output rails). Rails that ask a model ask `model`, a guard-model
 // actor (actors/guard_model_actor.hpp); without one, such rails are an input_error
 // naming the rail.
-caf::actor spawn_guardrail_actor(caf::actor_system& sys, const guardrails_section& cfg, const caf::actor& model = {});
+guardrail_actor spawn_guardrail_actor(caf::actor_system& sys, const guardrails_section& cfg, const caf::actor& model = {});
 
 // Checks a `guardrails:` section before a run exists: the rails file (rails that ask a
 // model are built against a stand-in that is never called) and guardrails.model (a

@@ -21,9 +21,9 @@ reward_result score_episode(const reward_combiner& combiner, const reward_reques
   return out;
 }
 
-caf::actor spawn_reward_actor(caf::actor_system& sys, const reward_section& cfg, double failure_reward) {
+reward_actor spawn_reward_actor(caf::actor_system& sys, const reward_section& cfg, double failure_reward) {
   auto combiner = std::make_shared<reward_combiner>(cfg);  // throws input_error here, not in the actor
-  return sys.spawn([combiner, failure_reward](caf::event_based_actor* self) -> caf::behavior {
+  return sys.spawn([combiner, failure_reward](reward_actor::pointer self) -> reward_actor::behavior_type {
     convert_exceptions(self);
     return {
       [combiner, failure_reward](score_atom, const reward_request& req) {

@@ -18,8 +18,7 @@
 
 namespace troupe {
 
-
-caf::actor spawn_reward_actor(caf::actor_system& sys, const reward_section& cfg, double failure_reward = 0.0);
+reward_actor spawn_reward_actor(caf::actor_system& sys, const reward_section& cfg, double failure_reward = 0.0);
 
 // The computation the actor runs (plain, for tests and reuse).
 reward_result score_episode(const reward_combiner& combiner, const reward_request& req, double failure_reward);

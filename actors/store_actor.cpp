@@ -51,9 +51,4 @@ caf::actor spawn_store_actor(caf::actor_system& sys, run_store store) {
   return sys.spawn<caf::detached>(store_actor, std::make_shared<run_store>(std::move(store)));
 }
 
-void record_event(caf::event_based_actor* self, const caf::actor& store, event_row row) {
-  if (!store) return;
-  self->request(store, std::chrono::seconds(30), event_atom::value, std::move(row)).then([](bool) {}, [](caf::error&) {});
-}
-
 }  // namespace troupe

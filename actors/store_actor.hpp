@@ -19,6 +19,10 @@
 #include <caf/actor_system.hpp>
 #include <caf/fwd.hpp>
 
+#include <chrono>
+
+#include "actors/protocol/atoms.hpp"
+
 #include "actors/protocol/message_types.hpp"  // inspect() for the rows below
 #include "core/store.hpp"
 
@@ -29,7 +33,12 @@ caf::actor spawn_store_actor(caf::actor_system& sys, run_store store);
 // Records `row` through the store actor `store` (nothing when it is invalid), from
 // actor `self`, without waiting: a lost event must not stall the actor that saw it.
 // A request, not a send: the store's answer comes back as a response, never as an
-// ordinary message (a supervisor would forward that to its child).
-void record_event(caf::event_based_actor* self, const caf::actor& store, event_row row);
+// ordinary message (a supervisor would forward that to its child). `Self`: any
+// event-based actor, typed (an env host) or not.
+template <class Self>
+void record_event(Self* self, const caf::actor& store, event_row row) {
+  if (!store) return;
+  self->request(store, std::chrono::seconds(30), event_atom::value, std::move(row)).then([](bool) {}, [](caf::error&) {});
+}
 
 }  // namespace troupe

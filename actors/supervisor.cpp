@@ -79,14 +79,4 @@ caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec) {
   return sys.spawn(supervisor, std::move(spec));
 }
 
-caf::actor spawn_supervised(caf::actor_system& sys, const std::string& name, const caf::actor& store,
-                            std::function<caf::actor(caf::actor_system&)> make) {
-  caf::anon_send_exit(make(sys), caf::exit_reason::user_shutdown);
-  supervisor_spec spec;
-  spec.name = name;
-  spec.factory = [make](caf::event_based_actor* sup) { return make(sup->system()); };
-  spec.store = store;
-  return spawn_supervisor(sys, std::move(spec));
-}
-
 }  // namespace troupe

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <caf/actor.hpp>
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/event_based_actor.hpp>
 
@@ -36,10 +38,23 @@ struct supervisor_spec {
 
 caf::actor spawn_supervisor(caf::actor_system& sys, supervisor_spec spec);
 
-// A supervisor over the actor `make` spawns, named `name` in events sent to `store`.
-// `make` runs once first, outside the supervisor, so that a bad config surfaces now as
-// the caller's input error instead of as restarts; that probe is then stopped.
-caf::actor spawn_supervised(caf::actor_system& sys, const std::string& name, const caf::actor& store,
-                            std::function<caf::actor(caf::actor_system&)> make);
+// A supervisor over the actor `make(sys)` spawns, named `name` in events sent to
+// `store`. `make` runs once first, outside the supervisor, so that a bad config surfaces
+// now as the caller's input error instead of as restarts; that probe is then stopped.
+//
+// The handle has the type `make` returns, a typed interface (reward_actor, ...) or
+// caf::actor. The supervisor itself is untyped, since it stands in for any child; it
+// delegates every message to the child, so it answers the child's interface, which is
+// what the cast to it says.
+template <class Make>
+auto spawn_supervised(caf::actor_system& sys, const std::string& name, const caf::actor& store, Make make)
+    -> decltype(make(sys)) {
+  caf::anon_send_exit(make(sys), caf::exit_reason::user_shutdown);
+  supervisor_spec spec;
+  spec.name = name;
+  spec.factory = [make](caf::event_based_actor* sup) { return caf::actor_cast<caf::actor>(make(sup->system())); };
+  spec.store = store;
+  return caf::actor_cast<decltype(make(sys))>(spawn_supervisor(sys, std::move(spec)));
+}
 
 }  // namespace troupe

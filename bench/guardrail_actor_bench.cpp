@@ -33,7 +33,7 @@ void actor_checks(benchmark::State& state) {
   caf::scoped_actor self{sys};
   const auto in_flight = static_cast<std::size_t>(state.range(0));
   for (auto _ : state) {
-    std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+    std::vector<caf::response_handle<caf::blocking_actor, caf::detail::type_list<std::vector<troupe::rail_verdict>>, true>> pending;
     for (std::size_t i = 0; i < in_flight; ++i)
       pending.push_back(self->request(rails, std::chrono::seconds(30), troupe::check_atom::value,
                                       troupe::rail_stage::output, text));

@@ -1,5 +1,7 @@
 // The kinds every worker offers without LibTorch: env hosts, reward and guardrail
-// actors, built from the same config sections the head uses, sent as YAML text.
+// actors, built from the same config sections the head uses, sent as YAML text. A
+// spawned actor travels to the head as a plain handle; the head casts it back to the
+// interface its kind names (experiments/grpo/grpo_placement.cpp).
 #include <caf/all.hpp>
 
 #include <mutex>
@@ -42,20 +44,21 @@ void register_builtin_remote_kinds() {
     register_remote_kind("env_host", remote_factory_ex([](const remote_spawn_context& ctx, const std::string& p) {
                            const auto env = parse_payload<env_section>("env_host", p);
                            // Events go to the head's registry, which forwards them.
-                           return spawn_env_host(ctx.sys, env_host_options_for(env, ctx.events));
+                           return caf::actor_cast<caf::actor>(spawn_env_host(ctx.sys, env_host_options_for(env, ctx.events)));
                          }));
     register_remote_kind("reward", remote_factory_ex([](const remote_spawn_context& ctx, const std::string& p) {
                            const auto r = parse_payload<reward_payload_section>("reward", p);
                            // It restarts on the worker like in the head (experiments/grpo/grpo.cpp);
                            // its restart events go to the head.
-                           return spawn_supervised(ctx.sys, "reward", ctx.events, [r](caf::actor_system& sys) {
-                             return spawn_reward_actor(sys, r.reward, r.failure_reward);
-                           });
+                           return caf::actor_cast<caf::actor>(
+                             spawn_supervised(ctx.sys, "reward", ctx.events, [r](caf::actor_system& sys) {
+                               return spawn_reward_actor(sys, r.reward, r.failure_reward);
+                             }));
                          }));
     register_remote_kind("guardrails", remote_factory_ex([](const remote_spawn_context& ctx, const std::string& p) {
                            const auto g = parse_payload<guardrails_section>("guardrails", p);
-                           return spawn_supervised(ctx.sys, "guardrails", ctx.events,
-                                             [g](caf::actor_system& sys) { return spawn_guardrail_actor(sys, g); });
+                           return caf::actor_cast<caf::actor>(spawn_supervised(
+                             ctx.sys, "guardrails", ctx.events, [g](caf::actor_system& sys) { return spawn_guardrail_actor(sys, g); }));
                          }));
   });
 }

@@ -22,7 +22,7 @@ struct generator_state {
   static inline const char* name = "troupe.generator";
 };
 
-caf::behavior generator(caf::stateful_actor<generator_state>* self, causal_lm model,
+generator_actor::behavior_type generator(generator_actor::stateful_pointer<generator_state> self, causal_lm model,
                         std::shared_ptr<const tokenizer> tok, std::int64_t version, weight_link_factory link) {
   convert_exceptions(self);
   model->eval();
@@ -76,7 +76,7 @@ caf::behavior generator(caf::stateful_actor<generator_state>* self, causal_lm mo
 
 }  // namespace
 
-caf::actor spawn_generator(caf::actor_system& sys, causal_lm model, std::shared_ptr<const tokenizer> tok,
+generator_actor spawn_generator(caf::actor_system& sys, causal_lm model, std::shared_ptr<const tokenizer> tok,
                            std::int64_t version, weight_link_factory link) {
   return sys.spawn<caf::detached>(generator, std::move(model), std::move(tok), version, std::move(link));
 }

@@ -22,7 +22,7 @@ namespace troupe {
 // message, and that message and every later one receive the weights over it. The link's
 // sender is the pool on the head.
 using weight_link_factory = std::function<std::unique_ptr<weight_transport>()>;
-caf::actor spawn_generator(caf::actor_system& sys, causal_lm model, std::shared_ptr<const tokenizer> tok,
+generator_actor spawn_generator(caf::actor_system& sys, causal_lm model, std::shared_ptr<const tokenizer> tok,
                            std::int64_t version, weight_link_factory link = {});
 
 }  // namespace troupe

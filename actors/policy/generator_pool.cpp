@@ -143,9 +143,11 @@ caf::behavior generator_pool(pool_actor* self, generator_pool_options opts) {
 
 }  // namespace
 
-caf::actor spawn_generator_pool(caf::actor_system& sys, generator_pool_options opts) {
+generator_actor spawn_generator_pool(caf::actor_system& sys, generator_pool_options opts) {
   if (opts.members.empty()) throw input_error("generator pool: no generators");
-  return sys.spawn<caf::detached>(generator_pool, std::move(opts));
+  // Untyped inside (its members are plain handles from the cluster); it answers the
+  // generator's interface, which is what the cast says.
+  return caf::actor_cast<generator_actor>(sys.spawn<caf::detached>(generator_pool, std::move(opts)));
 }
 
 }  // namespace troupe

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "actors/actor_pool.hpp"
+#include "actors/protocol/generator.hpp"
 #include "weights/weight_sync.hpp"
 
 namespace troupe {
@@ -34,6 +35,6 @@ struct generator_pool_options {
 };
 
 // Torch side (the pool sends the tensors over the links).
-caf::actor spawn_generator_pool(caf::actor_system& sys, generator_pool_options opts);
+generator_actor spawn_generator_pool(caf::actor_system& sys, generator_pool_options opts);
 
 }  // namespace troupe

@@ -68,17 +68,17 @@ struct trainer_state {
   static inline const char* name = "troupe.trainer";
 };
 
-using trainer_actor = caf::stateful_actor<trainer_state>;
+using trainer_self = trainer_actor::stateful_pointer<trainer_state>;
 
 // The data-parallel group, joined on first use (blocks until every rank has joined);
 // nullptr when training alone.
-std::shared_ptr<data_parallel_group> group_of(trainer_actor* self) {
+std::shared_ptr<data_parallel_group> group_of(trainer_self self) {
   auto& st = self->state;
   if (!st.group && st.opts.data_parallel.enabled()) st.group = join_data_parallel_group(st.opts.data_parallel);
   return st.group;
 }
 
-bool is_rank0(trainer_actor* self) { return self->state.opts.data_parallel.rank == 0; }
+bool is_rank0(trainer_self self) { return self->state.opts.data_parallel.rank == 0; }
 
 bool with_reference(const trainer_actor_options& o) {
   if (o.objective == trainer_objective::dpo) return true;
@@ -87,14 +87,14 @@ bool with_reference(const trainer_actor_options& o) {
 
 // The objective's trainer. Its frozen reference is the policy as it is now: for GRPO
 // the policy after the SFT warm start, as in NeMo RL.
-trainer& main_trainer(trainer_actor* self) {
+trainer& main_trainer(trainer_self self) {
   auto& st = self->state;
   if (!st.main) st.main = std::make_unique<trainer>(st.policy, st.opts.trainer, with_reference(st.opts), group_of(self));
   return *st.main;
 }
 
 // A message of another objective is the caller's mistake: bad_input naming both.
-void require(trainer_actor* self, bool grpo, const char* message) {
+void require(trainer_self self, bool grpo, const char* message) {
   if ((self->state.opts.objective == trainer_objective::grpo) == grpo) return;
   throw input_error(std::string("trainer: ") + message +
                     (grpo ? " needs the grpo objective" : " are for the sft, dpo and distill objectives, not grpo"));
@@ -103,7 +103,7 @@ void require(trainer_actor* self, bool grpo, const char* message) {
 // Mean entropy of the policy over the response tokens (`entropy` (B, T), from the
 // forward that scored lp_old: trainer::policy_logprobs) and the mean KL of lp_old to
 // lp_ref, no grad.
-void add_diagnostics(trainer_actor* self, const train_batch& batch, const torch::Tensor& entropy,
+void add_diagnostics(trainer_self self, const train_batch& batch, const torch::Tensor& entropy,
                      std::map<std::string, double>& out) {
   torch::NoGradGuard g;
   const auto resp = batch.response_mask.to(torch::kFloat64);  // (B, T)
@@ -128,7 +128,7 @@ void add_diagnostics(trainer_actor* self, const train_batch& batch, const torch:
   out["train/kl"] = kl_sum / std::max(1.0, kl_tokens);
 }
 
-std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch& rb) {
+std::map<std::string, double> grpo_step(trainer_self self, const rollout_batch& rb) {
   require(self, true, "a rollout batch");
   auto& st = self->state;
   auto& t = main_trainer(self);
@@ -156,7 +156,7 @@ std::map<std::string, double> grpo_step(trainer_actor* self, const rollout_batch
 }
 
 // GRPO's warm start: masked NLL on the targets, with an optimizer of its own.
-std::map<std::string, double> warm_start_step(trainer_actor* self, const sft_batch& sb) {
+std::map<std::string, double> warm_start_step(trainer_self self, const sft_batch& sb) {
   require(self, true, "an SFT warm-start batch");
   auto& st = self->state;
   if (!st.sft) st.sft = std::make_unique<trainer>(st.policy, st.opts.sft, /*with_reference=*/false, group_of(self));
@@ -165,7 +165,7 @@ std::map<std::string, double> warm_start_step(trainer_actor* self, const sft_bat
 
 // The offline objectives: one optimizer step on `rows` (train), or their loss without
 // gradients (eval).
-std::map<std::string, double> offline_rows(trainer_actor* self, const token_rows& rows, bool train) {
+std::map<std::string, double> offline_rows(trainer_self self, const token_rows& rows, bool train) {
   require(self, false, "token rows");
   auto& s = self->state;
   auto& t = main_trainer(self);
@@ -185,7 +185,7 @@ std::map<std::string, double> offline_rows(trainer_actor* self, const token_rows
 }
 
 // Resume: the reference first (the weights at reference_dir), then the checkpoint.
-std::int64_t restore(trainer_actor* self, const std::string& reference_dir, const std::string& dir) {
+std::int64_t restore(trainer_self self, const std::string& reference_dir, const std::string& dir) {
   auto& st = self->state;
   // Data parallel: only rank 0 reads the files; the trainer's constructor broadcasts
   // its reference weights, sync_replicas the restored state.
@@ -204,7 +204,7 @@ std::int64_t restore(trainer_actor* self, const std::string& reference_dir, cons
   return t.step();
 }
 
-caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_actor_options opts) {
+trainer_actor::behavior_type trainer_behavior(trainer_self self, causal_lm policy, trainer_actor_options opts) {
   convert_exceptions(self);
   self->state.policy = std::move(policy);
   self->state.opts = std::move(opts);
@@ -233,7 +233,7 @@ caf::behavior trainer_behavior(trainer_actor* self, causal_lm policy, trainer_ac
 
 }  // namespace
 
-caf::actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer_actor_options opts) {
+trainer_actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer_actor_options opts) {
   opts.trainer.validate("trainer");
   opts.data_parallel.validate("data_parallel");
   if (opts.objective == trainer_objective::grpo) {

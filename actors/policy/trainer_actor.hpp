@@ -57,6 +57,6 @@ struct trainer_actor_options {
 // reference, where the objective has one (dpo; grpo with a KL penalty), is a copy of
 // the policy as it is when the trainer is made. Validates the options first
 // (input_error).
-caf::actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer_actor_options opts);
+trainer_actor spawn_trainer_actor(caf::actor_system& sys, causal_lm policy, trainer_actor_options opts);
 
 }  // namespace troupe

@@ -16,10 +16,14 @@
 // (weights/weight_sync.hpp), in process, never through a serializer.
 #pragma once
 
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "actors/protocol/atoms.hpp"
 #include "weights/weight_sync.hpp"
 
 namespace troupe {
@@ -41,6 +45,15 @@ struct gen_result {
   std::string finish;           // stop_token | stop_string | length
   std::int64_t weight_version = 0;
 };
+
+// The protocol above as a type: a request the generator does not answer, or a reply
+// read as the wrong type, does not compile. (weights_atom, int64) is the weight link's
+// announcement to a generator on a cluster worker (actors/policy/generator_actor.hpp).
+using generator_actor = caf::typed_actor<
+  caf::replies_to<generate_atom, std::vector<gen_request>>::with<std::vector<gen_result>>,
+  caf::replies_to<weights_atom, weight_update>::with<std::int64_t>,
+  caf::replies_to<weights_atom, std::int64_t>::with<std::int64_t>,
+  caf::replies_to<status_atom>::with<std::int64_t>>;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, gen_request& x) {

@@ -13,6 +13,7 @@
 #include "actors/protocol/cluster.hpp"
 #include "actors/protocol/env_host.hpp"
 #include "actors/protocol/generator.hpp"
+#include "actors/protocol/guardrail.hpp"
 #include "actors/protocol/reward.hpp"
 #include "actors/protocol/trainer.hpp"
 #include "core/store.hpp"

@@ -37,12 +37,17 @@
 #pragma once
 
 #include <caf/meta/type_name.hpp>
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
+#include "actors/protocol/atoms.hpp"
 #include "algorithms/sft_data.hpp"
+#include "weights/weight_sync.hpp"
 
 namespace troupe {
 
@@ -64,6 +69,20 @@ struct sft_batch {
   std::vector<std::vector<std::int32_t>> prompts;
   std::vector<std::vector<std::int32_t>> targets;
 };
+
+using train_metrics = std::map<std::string, double>;
+
+// The protocol above as a type, every objective's messages in one interface: which of
+// them an objective answers is decided at spawn, so asking another objective's
+// question compiles and is answered with errc::bad_input.
+using trainer_actor = caf::typed_actor<
+  caf::replies_to<train_atom, rollout_batch>::with<train_metrics>,
+  caf::replies_to<sft_atom, sft_batch>::with<train_metrics>,
+  caf::replies_to<train_atom, token_rows>::with<train_metrics>,
+  caf::replies_to<eval_atom, token_rows>::with<train_metrics>,
+  caf::replies_to<weights_atom>::with<weight_update>,
+  caf::replies_to<save_atom, std::string>::with<bool>,
+  caf::replies_to<load_atom, std::string, std::string>::with<std::int64_t>>;
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, rollout_batch& x) {

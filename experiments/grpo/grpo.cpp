@@ -23,9 +23,7 @@ void grpo_run::setup() {
   env_ = place_env_hosts(env_host_options_for(cfg_.env, ctx_.store));
   // Crashed rails or reward actors come back (with an event); the episodes they were
   // judging fail and the step goes on.
-  auto supervised = [this](const char* name, std::function<caf::actor(caf::actor_system&)> make) {
-    return spawn_supervised(ctx_.sys, name, ctx_.store, std::move(make));
-  };
+  auto supervised = [this](const char* name, auto make) { return spawn_supervised(ctx_.sys, name, ctx_.store, make); };
   guard_model_ = spawn_training_guard_model(ctx_.sys, cfg_.guardrails, p, policy, tok_);
   rails_ = supervised("guardrails", [g = cfg_.guardrails, m = guard_model_](caf::actor_system& sys) {
     return spawn_guardrail_actor(sys, g, m);
@@ -45,7 +43,7 @@ template <class T, class Batch, class Atom>
 T grpo_run::train_all(Atom atom, Batch batch, std::vector<Batch> (*shard)(const Batch&, int)) {
   if (ranks_.empty()) return ask<T>(trainer_, atom, std::move(batch));
   auto shards = shard(batch, static_cast<int>(ranks_.size()) + 1);
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> others;
+  std::vector<pending_reply<T>> others;
   for (std::size_t k = 0; k < ranks_.size(); ++k) others.push_back(self_->request(ranks_[k].first, long_wait, atom, shards[k + 1]));
   auto out = ask_ranks<T>([&] { return ask<T>(trainer_, atom, std::move(shards[0])); });
   collect_ranks<T>(others);
@@ -66,7 +64,7 @@ T grpo_run::ask_ranks(F&& ask_rank0) {
 }
 
 template <class T>
-void grpo_run::collect_ranks(std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>>& others) {
+void grpo_run::collect_ranks(std::vector<pending_reply<T>>& others) {
   for (std::size_t k = 0; k < others.size(); ++k) {
     caf::error err;
     others[k].receive([](T&) {}, [&](caf::error& e) { err = std::move(e); });
@@ -77,7 +75,7 @@ void grpo_run::collect_ranks(std::vector<caf::response_handle<caf::blocking_acto
 
 template <class T, class... Ts>
 T grpo_run::ask_all(Ts... xs) {
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> others;
+  std::vector<pending_reply<T>> others;
   for (const auto& r : ranks_) others.push_back(self_->request(r.first, long_wait, xs...));
   auto out = ask_ranks<T>([&] { return ask<T>(trainer_, xs...); });
   collect_ranks<T>(others);
@@ -337,8 +335,10 @@ std::int64_t grpo_run::restore(const checkpoint_row& c) {
 }
 
 void grpo_run::shutdown() {
-  for (auto* a : {&env_, &rails_, &guard_model_, &reward_, &generator_, &trainer_})
-    if (*a) self_->send_exit(*a, caf::exit_reason::user_shutdown);
+  auto stop = [this](const auto& a) {
+    if (a) self_->send_exit(a, caf::exit_reason::user_shutdown);
+  };
+  stop(env_), stop(rails_), stop(guard_model_), stop(reward_), stop(generator_), stop(trainer_);
   for (auto& r : ranks_) self_->send_exit(r.first, caf::exit_reason::user_shutdown);
   head_.reset();  // tells the workers the run is over; they stop their actors
 }

@@ -39,7 +39,7 @@ int trainer_world(const cluster_section& c) {
 
 // Env hosts: the local one, or those of cluster.workers behind a pool that hands a lost
 // worker's episodes to the others (actors/actor_pool.hpp).
-caf::actor grpo_run::place_env_hosts(const env_host_options& local) {
+env_host_actor grpo_run::place_env_hosts(const env_host_options& local) {
   std::vector<pool_member> members;
   if (head_)
     for (const auto& w : cfg_.cluster.workers)
@@ -50,7 +50,7 @@ caf::actor grpo_run::place_env_hosts(const env_host_options& local) {
 
 // Generators: the local copy, or those of cluster.workers behind a generator pool, each
 // with its own weight link (actors/policy/generator_pool.hpp).
-caf::actor grpo_run::place_generators(causal_lm local_copy) {
+generator_actor grpo_run::place_generators(causal_lm local_copy) {
   std::vector<generator_member> members;
   if (head_) {
     const auto host = link_host(cfg_.cluster);
@@ -86,7 +86,10 @@ void grpo_run::place_trainer_ranks(trainer_actor_options& rank0) {
     for (int i = 0; i < w.trainer_ranks; ++i) {
       auto o = dp;
       o.rank = static_cast<int>(ranks_.size()) + 1;
-      ranks_.emplace_back(head_->spawn(w.name, "trainer_rank", trainer_rank_payload_text(config_text, o)), w.name);
+      // A worker's trainer rank answers the trainer's interface (distributed/data_parallel.hpp).
+      ranks_.emplace_back(
+        caf::actor_cast<trainer_actor>(head_->spawn(w.name, "trainer_rank", trainer_rank_payload_text(config_text, o))),
+        w.name);
     }
 }
 

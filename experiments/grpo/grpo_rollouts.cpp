@@ -11,7 +11,7 @@ std::vector<std::int32_t> grpo_run::encode_prompt(const std::string& text) const
 // The environment's first observation of each task: the prompt text and where the
 // policy's answer stops. Asked of the env host's instances, all at once.
 std::vector<observation> grpo_run::observe(const std::vector<task>& tasks) {
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+  std::vector<pending_reply<observation>> pending;
   for (const auto& t : tasks) pending.push_back(self_->request(env_, long_wait, reset_atom::value, t));
   std::vector<observation> out(tasks.size());
   for (std::size_t i = 0; i < tasks.size(); ++i)
@@ -43,7 +43,7 @@ grpo_run::sample_request grpo_run::request_samples(std::vector<task> tasks, std:
   if (!multi_turn()) {
     obs = observe(ts);
   } else {
-    std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+    std::vector<pending_reply<observation>> pending;
     for (const auto& t : ts)
       for (std::int64_t g = 0; g < per_task; ++g) {
         ids.push_back(next_episode_++);
@@ -141,7 +141,7 @@ void grpo_run::play(std::vector<rollout>& rs, double temperature) {
     if (!r.episode.failed) active.push_back(i);  // failed: it could not even start
   }
   for (std::int64_t turn = 1; !active.empty(); ++turn) {
-    std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+    std::vector<pending_reply<step_result>> pending;
     for (auto i : active) pending.push_back(self_->request(env_, long_wait, step_atom::value, rs[i].episode_id, action[i]));
     std::vector<std::size_t> next;
     for (std::size_t k = 0; k < active.size(); ++k) {
@@ -216,7 +216,7 @@ double grpo_run::success(const rollout& r) const {
 
 void grpo_run::judge(std::vector<rollout>& rs) {
   if (multi_turn()) return;  // play() judged every turn already
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+  std::vector<pending_reply<episode_result>> pending;
   for (auto& r : rs) pending.push_back(self_->request(env_, long_wait, judge_atom::value, episode_request{*r.t, r.gen.text}));
   // The host answers every episode, failed ones included; an error means the host
   // itself is gone (a worker past its restart limit), and the run cannot go on.
@@ -228,7 +228,7 @@ void grpo_run::judge(std::vector<rollout>& rs) {
 }
 
 void grpo_run::score(std::vector<rollout>& rs) {
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> checks;
+  std::vector<pending_reply<std::vector<rail_verdict>>> checks;
   for (auto& r : rs) checks.push_back(self_->request(rails_, long_wait, check_atom::value, rail_stage::output, r.gen.text));
   // A rail or reward that fails on one episode fails that episode, not the run.
   auto fail = [](rollout& r, const std::string& why) {
@@ -238,7 +238,7 @@ void grpo_run::score(std::vector<rollout>& rs) {
   for (std::size_t i = 0; i < rs.size(); ++i)
     checks[i].receive([&](std::vector<rail_verdict>& v) { rs[i].verdicts = std::move(v); },
                       [&](caf::error& err) { fail(rs[i], "guardrail: " + render(err)); });
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> scores;
+  std::vector<pending_reply<reward_result>> scores;
   for (auto& r : rs)
     scores.push_back(self_->request(reward_, long_wait, score_atom::value,
                                     reward_request{r.episode.verdict.rewards, r.verdicts, r.episode.failed}));

@@ -49,6 +49,11 @@ using clock_type = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 constexpr auto long_wait = std::chrono::minutes(30);  // one actor call; a hang becomes an error
 
+// A request to a typed actor (actors/protocol/) whose answer is a T, not yet received:
+// its receive() takes a handler of T and does not compile with another.
+template <class T>
+using pending_reply = caf::response_handle<caf::blocking_actor, caf::detail::type_list<T>, true>;
+
 inline double seconds_since(clock_type::time_point t0) {
   return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
@@ -83,8 +88,8 @@ class grpo_run {
  private:
   void setup();
   void join_cluster();
-  caf::actor place_env_hosts(const env_host_options& local);
-  caf::actor place_generators(causal_lm local_copy);
+  env_host_actor place_env_hosts(const env_host_options& local);
+  generator_actor place_generators(causal_lm local_copy);
   void place_trainer_ranks(trainer_actor_options& rank0);
   // Every trainer rank gets the message (each its shard of a batch); rank 0's answer.
   template <class T, class Batch, class Atom>
@@ -94,7 +99,7 @@ class grpo_run {
   template <class T, class F>
   T ask_ranks(F&& ask_rank0);
   template <class T>
-  void collect_ranks(std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>>& others);
+  void collect_ranks(std::vector<pending_reply<T>>& others);
   void sft_stage();
   std::map<std::string, double> grpo_step(std::int64_t step);
   void evaluate(std::int64_t step);
@@ -109,7 +114,7 @@ class grpo_run {
     std::unique_ptr<std::vector<task>> tasks;
     std::vector<rollout> rollouts;  // prompts filled in, generations not yet
     double temperature = 1.0;
-    std::optional<caf::response_handle<caf::blocking_actor, caf::message, true>> handle;
+    std::optional<pending_reply<std::vector<gen_result>>> handle;
   };
   sample_request request_samples(std::vector<task> tasks, std::int64_t per_task, double temperature, std::uint64_t salt);
   std::vector<rollout> collect(sample_request& req);
@@ -147,8 +152,8 @@ class grpo_run {
   std::vector<observation> observe(const std::vector<task>& tasks);
   std::int64_t eval_count() const;
 
-  template <class T, class... Ts>
-  T ask(const caf::actor& who, Ts&&... xs) {
+  template <class T, class Handle, class... Ts>
+  T ask(const Handle& who, Ts&&... xs) {
     T out{};
     caf::error err;
     self_->request(who, long_wait, std::forward<Ts>(xs)...).receive([&](T& x) { out = std::move(x); },
@@ -162,11 +167,15 @@ class grpo_run {
   caf::scoped_actor self_;
   std::shared_ptr<const tokenizer> tok_;
   std::unique_ptr<task_source> tasks_;
-  caf::actor env_, rails_, reward_, generator_, trainer_;
+  env_host_actor env_;
+  guardrail_actor rails_;
+  reward_actor reward_;
+  generator_actor generator_;
+  trainer_actor trainer_;
   // Scale-out (cluster.workers): the head's side of the cluster, and the trainer ranks
   // beyond rank 0 (trainer_) with the worker each runs on.
   std::unique_ptr<cluster_head> head_;
-  std::vector<std::pair<caf::actor, std::string>> ranks_;
+  std::vector<std::pair<trainer_actor, std::string>> ranks_;
   caf::actor guard_model_;  // for rails that ask a model; none when no rail does
   std::int64_t cursor_ = 0;  // next SFT train task; then the first GRPO one
   std::string initial_weights_;  // a model directory the policy starts from (troupe eval)

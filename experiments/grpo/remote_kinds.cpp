@@ -52,9 +52,10 @@ caf::actor spawn_remote_generator(caf::actor_system& sys, const std::string& pay
   auto policy = load_policy(cfg);
   const auto params = policy.model->parameters();
   const int device = !params.empty() && params.front().is_cuda() ? params.front().get_device() : 0;
-  return spawn_generator(sys, policy.model, policy.tok, 0, [link, device]() -> std::unique_ptr<weight_transport> {
+  auto g = spawn_generator(sys, policy.model, policy.tok, 0, [link, device]() -> std::unique_ptr<weight_transport> {
     return open_link_end(link, 1, device);  // nccl: the generator's device
   });
+  return caf::actor_cast<caf::actor>(g);  // a plain handle on the wire; the generator pool answers for it
 }
 
 }  // namespace troupe

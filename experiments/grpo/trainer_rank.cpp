@@ -41,7 +41,7 @@ caf::actor spawn_trainer_rank(caf::actor_system& sys, const std::string& payload
   auto built = load_policy(cfg);
   auto opts = grpo_trainer_options(cfg, built.pad_id);
   opts.data_parallel = p.data_parallel;
-  return spawn_trainer_actor(sys, built.model, std::move(opts));
+  return caf::actor_cast<caf::actor>(spawn_trainer_actor(sys, built.model, std::move(opts)));  // a plain handle on the wire
 }
 
 }  // namespace troupe

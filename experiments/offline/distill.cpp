@@ -38,7 +38,7 @@ class distill_run {
 
  private:
   void setup();
-  samples sample(const caf::actor& generator, std::vector<task> tasks, std::int64_t per_task, double temperature,
+  samples sample(const generator_actor& generator, std::vector<task> tasks, std::int64_t per_task, double temperature,
                  std::uint64_t salt);
   double accuracy(const samples& s) const;
   token_rows rows_of(const samples& s) const;
@@ -53,7 +53,8 @@ class distill_run {
   offline_coordinator co_;
   offline_policy student_;
   std::unique_ptr<arithmetic_tasks> tasks_;
-  caf::actor trainer_, student_gen_, teacher_gen_;
+  trainer_actor trainer_;
+  generator_actor student_gen_, teacher_gen_;
   std::int64_t cursor_ = 0;  // the next training prompt
   std::optional<double> teacher_accuracy_;
   std::optional<double> first_, last_;  // student accuracy at step 0 and lately (resumed: from the store)
@@ -90,7 +91,7 @@ void distill_run::publish() {
   co_.ask<std::int64_t>(student_gen_, weights_atom::value, update);
 }
 
-samples distill_run::sample(const caf::actor& generator, std::vector<task> tasks, std::int64_t per_task,
+samples distill_run::sample(const generator_actor& generator, std::vector<task> tasks, std::int64_t per_task,
                             double temperature, std::uint64_t salt) {
   samples s;
   s.tasks = std::move(tasks);
@@ -183,7 +184,7 @@ void distill_run::evaluate(std::int64_t step) {
 
 experiment_outcome distill_run::run() {
   auto stop_all = [&] {
-    for (auto* a : {&trainer_, &student_gen_, &teacher_gen_}) co_.stop(*a);
+    co_.stop(trainer_), co_.stop(student_gen_), co_.stop(teacher_gen_);
   };
   return run_guarded(
     [&] {

@@ -44,7 +44,7 @@ class dpo_run {
   offline_policy policy_;
   preference_dataset data_;
   std::unique_ptr<epoch_sampler> sampler_;
-  caf::actor trainer_;
+  trainer_actor trainer_;
   // Held-out metrics at step 0 (not run when resumed) and lately; empty until then.
   std::map<std::string, double> first_, last_;
 };

@@ -229,7 +229,7 @@ void offline_coordinator::log(std::int64_t step, const std::map<std::string, dou
   ask<bool>(ctx_.store, metrics_atom::value, std::move(rows));
 }
 
-std::map<std::string, double> offline_coordinator::sft_step(const caf::actor& trainer, const token_rows& rows,
+std::map<std::string, double> offline_coordinator::sft_step(const trainer_actor& trainer, const token_rows& rows,
                                                             std::int64_t step) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto tokens = rows.tokens();
@@ -254,7 +254,7 @@ std::string checkpoint_dir(std::int64_t step) {
 
 }  // namespace
 
-void offline_coordinator::checkpoint(const caf::actor& trainer, std::int64_t step) {
+void offline_coordinator::checkpoint(const trainer_actor& trainer, std::int64_t step) {
   const auto rel = checkpoint_dir(step);
   const auto dir = std::filesystem::path(ctx_.run_path) / rel;
   std::filesystem::create_directories(dir.parent_path());
@@ -263,7 +263,7 @@ void offline_coordinator::checkpoint(const caf::actor& trainer, std::int64_t ste
   ask<bool>(ctx_.store, ckpt_atom::value, checkpoint_row{step, rel, wall_clock_now()});
 }
 
-std::int64_t offline_coordinator::restore(const caf::actor& trainer, const checkpoint_row& c,
+std::int64_t offline_coordinator::restore(const trainer_actor& trainer, const checkpoint_row& c,
                                           std::optional<std::int64_t> reference_step) {
   const auto run = std::filesystem::path(ctx_.run_path);
   const auto reference = reference_step ? (run / checkpoint_dir(*reference_step)).string() : std::string();
@@ -272,10 +272,6 @@ std::int64_t offline_coordinator::restore(const caf::actor& trainer, const check
     throw system_error("resume: checkpoint " + c.path + " holds step " + std::to_string(step) + ", the store says " +
                        std::to_string(c.step));
   return step;
-}
-
-void offline_coordinator::stop(const caf::actor& a) {
-  if (a) self_->send_exit(a, caf::exit_reason::user_shutdown);
 }
 
 void offline_coordinator::fail(const caf::error& err) {

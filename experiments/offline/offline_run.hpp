@@ -119,8 +119,10 @@ class offline_coordinator {
  public:
   explicit offline_coordinator(experiment_context& ctx) : ctx_(ctx), self_(ctx.sys) {}
 
-  template <class T, class... Ts>
-  T ask(const caf::actor& who, Ts&&... xs) {
+  // `who`: a typed actor (actors/protocol/), whose answer to xs... must be a T or this
+  // does not compile, or the untyped store actor.
+  template <class T, class Handle, class... Ts>
+  T ask(const Handle& who, Ts&&... xs) {
     T out{};
     caf::error err;
     self_->request(who, std::chrono::minutes(30), std::forward<Ts>(xs)...)
@@ -134,16 +136,19 @@ class offline_coordinator {
   // One optimizer step of an sft trainer (trainer_actor.hpp) on `examples`,
   // laid out as `rows` lays them out; adds sft/tokens_per_s (prompt and response
   // tokens), sft/rows and time/step_s, and logs everything at `step`.
-  std::map<std::string, double> sft_step(const caf::actor& trainer, const token_rows& rows, std::int64_t step);
+  std::map<std::string, double> sft_step(const trainer_actor& trainer, const token_rows& rows, std::int64_t step);
   // Asks `trainer` to save <run>/checkpoints/step_NNNNNN (with a Hugging Face policy's
   // tokenizer files: copy_tokenizer_files) and records it in the store.
-  void checkpoint(const caf::actor& trainer, std::int64_t step);
+  void checkpoint(const trainer_actor& trainer, std::int64_t step);
   // Resume: `trainer` takes the weights, optimizer and RNG state and the step of
   // checkpoint `c` (trainer_actor.hpp's load), and, when `reference_step` is
   // given, its frozen reference the weights of that step's checkpoint. Answers the step;
   // system_error when the checkpoint holds another step than the store says.
-  std::int64_t restore(const caf::actor& trainer, const checkpoint_row& c, std::optional<std::int64_t> reference_step = {});
-  void stop(const caf::actor& a);
+  std::int64_t restore(const trainer_actor& trainer, const checkpoint_row& c, std::optional<std::int64_t> reference_step = {});
+  template <class Handle>
+  void stop(const Handle& a) {
+    if (a) self_->send_exit(a, caf::exit_reason::user_shutdown);
+  }
 
  private:
   [[noreturn]] void fail(const caf::error& err);

@@ -44,7 +44,7 @@ class sft_run {
   offline_policy policy_;
   sft_dataset data_;
   std::unique_ptr<epoch_sampler> sampler_;
-  caf::actor trainer_;
+  trainer_actor trainer_;
   std::optional<double> first_, last_;  // held-out loss at step 0 and lately (resumed: from the store)
 };
 

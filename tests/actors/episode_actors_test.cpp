@@ -49,7 +49,7 @@ struct episode_actors : ::testing::Test {
   caf::actor_system_config cfg;
 };
 
-episode_result judge(caf::scoped_actor& self, const caf::actor& host, task t, std::string action) {
+episode_result judge(caf::scoped_actor& self, const env_host_actor& host, task t, std::string action) {
   episode_result out;
   self->request(host, 5s, judge_atom::value, episode_request{std::move(t), std::move(action)})
     .receive([&](episode_result& r) { out = std::move(r); }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
@@ -133,12 +133,13 @@ TEST_F(episode_actors, env_pool_hands_a_lost_hosts_episodes_to_the_other_and_rec
   o.pool = 4;
   o.episode_timeout = 5s;
   auto a = spawn_env_host(sys, o), b = spawn_env_host(sys, o);
-  auto pool = spawn_env_pool(sys, {{{a, "local"}, {b, "w1"}}, store});
+  // Members are plain handles, as they come from cluster workers.
+  auto pool = spawn_env_pool(sys, {{{caf::actor_cast<caf::actor>(a), "local"}, {caf::actor_cast<caf::actor>(b), "w1"}}, store});
   caf::scoped_actor self{sys};
 
   // Episodes 0..7 alternate between the hosts; open episode 100 lands on `a` (the
   // round robin is back at it after eight).
-  std::vector<caf::response_handle<caf::blocking_actor, caf::message, true>> pending;
+  std::vector<caf::response_handle<caf::blocking_actor, caf::detail::type_list<episode_result>, true>> pending;
   for (int i = 0; i < 8; ++i)
     pending.push_back(self->request(pool, 5s, judge_atom::value, episode_request{{"t" + std::to_string(i) + "slow", "p", {}}, "ok"}));
   observation first;

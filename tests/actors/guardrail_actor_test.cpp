@@ -33,21 +33,21 @@ struct guardrail_actors : ::testing::Test {
   caf::actor_system_config cfg;
 };
 
-rails_result detailed(caf::scoped_actor& self, const caf::actor& rails, rail_stage stage, const std::string& text) {
+rails_result detailed(caf::scoped_actor& self, const guardrail_actor& rails, rail_stage stage, const std::string& text) {
   rails_result out;
   self->request(rails, 30s, check_atom::value, detail_atom::value, stage, text)
     .receive([&](rails_result& r) { out = std::move(r); }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
   return out;
 }
 
-std::vector<rail_verdict> verdicts(caf::scoped_actor& self, const caf::actor& rails, const std::string& text) {
+std::vector<rail_verdict> verdicts(caf::scoped_actor& self, const guardrail_actor& rails, const std::string& text) {
   std::vector<rail_verdict> out;
   self->request(rails, 30s, check_atom::value, rail_stage::output, text)
     .receive([&](std::vector<rail_verdict>& v) { out = std::move(v); }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
   return out;
 }
 
-std::vector<rail_counter> counters(caf::scoped_actor& self, const caf::actor& rails) {
+std::vector<rail_counter> counters(caf::scoped_actor& self, const guardrail_actor& rails) {
   std::vector<rail_counter> out;
   self->request(rails, 30s, counters_atom::value)
     .receive([&](std::vector<rail_counter>& c) { out = std::move(c); }, [&](caf::error& e) { ADD_FAILURE() << render(e); });

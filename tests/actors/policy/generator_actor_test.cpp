@@ -20,7 +20,7 @@ namespace {
 using namespace std::chrono_literals;
 const std::string model_dir = std::string(TROUPE_SOURCE_DIR) + "/tests/fixtures/hf/llama";
 
-std::vector<gen_result> generate(caf::scoped_actor& self, const caf::actor& gen, std::vector<gen_request> reqs) {
+std::vector<gen_result> generate(caf::scoped_actor& self, const generator_actor& gen, std::vector<gen_request> reqs) {
   std::vector<gen_result> out;
   self->request(gen, 30s, generate_atom::value, std::move(reqs))
     .receive([&](std::vector<gen_result>& r) { out = std::move(r); }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
@@ -101,7 +101,9 @@ TEST(generator_pool, splits_batches_over_its_generators_and_survives_a_lost_one)
   auto single = spawn_generator(sys, load_pretrained(model_dir), tok, 0);
   auto a = spawn_generator(sys, load_pretrained(model_dir), tok, 0);
   auto b = spawn_generator(sys, load_pretrained(model_dir), tok, 0);
-  auto pool = spawn_generator_pool(sys, {{{{a, "local"}, {}}, {{b, "w1"}, {}}}, {}});
+  // Members are plain handles, as they come from cluster workers.
+  auto pool = spawn_generator_pool(
+    sys, {{{{caf::actor_cast<caf::actor>(a), "local"}, {}}, {{caf::actor_cast<caf::actor>(b), "w1"}, {}}}, {}});
   caf::scoped_actor self{sys};
   const auto reqs = sampled_requests(7);
   const auto expected = generate(self, single, reqs);
@@ -121,7 +123,7 @@ TEST(generator_pool, splits_batches_over_its_generators_and_survives_a_lost_one)
   caf::error none_left;
   self->request(pool, 30s, generate_atom::value, reqs).receive([](std::vector<gen_result>&) {}, [&](caf::error& e) { none_left = e; });
   EXPECT_NE(render(none_left).find("lost"), std::string::npos) << render(none_left);
-  for (auto& x : {single, pool}) self->send_exit(x, caf::exit_reason::user_shutdown);
+  for (const generator_actor& x : {single, pool}) self->send_exit(x, caf::exit_reason::user_shutdown);
 }
 
 // A member with a weight link (as on a cluster worker) gets new weights over c10d Gloo,
@@ -141,7 +143,8 @@ void weights_over_a_link(bool fp8) {
     return std::make_unique<gloo_weight_transport>(gloo_link_end(link, 1));
   });
   auto local = spawn_generator(sys, load_pretrained(model_dir), tok, 0);
-  auto pool = spawn_generator_pool(sys, {{{{local, "local"}, {}}, {{remote, "w1"}, link}}, {}});
+  auto pool = spawn_generator_pool(
+    sys, {{{{caf::actor_cast<caf::actor>(local), "local"}, {}}, {{caf::actor_cast<caf::actor>(remote), "w1"}, link}}, {}});
   caf::scoped_actor self{sys};
 
   auto other = load_pretrained(model_dir);
@@ -162,7 +165,7 @@ void weights_over_a_link(bool fp8) {
   auto reference = spawn_generator(sys, other, tok, 6);
   auto reqs = sampled_requests(4);
   const auto expected = generate(self, reference, reqs);
-  for (const auto& g : {local, remote}) {
+  for (const generator_actor& g : {local, remote}) {
     const auto got = generate(self, g, reqs);
     ASSERT_EQ(got.size(), expected.size());
     for (std::size_t i = 0; i < expected.size(); ++i) {
@@ -171,7 +174,7 @@ void weights_over_a_link(bool fp8) {
       EXPECT_EQ(got[i].weight_version, 6);
     }
   }
-  for (auto& x : {local, remote, pool, reference}) self->send_exit(x, caf::exit_reason::user_shutdown);
+  for (const generator_actor& x : {local, remote, pool, reference}) self->send_exit(x, caf::exit_reason::user_shutdown);
 }
 
 TEST(generator_pool, sends_weights_over_a_link_to_remote_members) { weights_over_a_link(false); }

@@ -28,7 +28,7 @@ struct offline_trainer_actor : ::testing::Test {
 
   // A metrics answer of `a` (train, eval), failing the test on an error.
   template <class... Ts>
-  std::map<std::string, double> ask(caf::scoped_actor& self, const caf::actor& a, Ts... xs) {
+  std::map<std::string, double> ask(caf::scoped_actor& self, const trainer_actor& a, Ts... xs) {
     std::map<std::string, double> m;
     caf::error err;
     self->request(a, std::chrono::seconds(60), xs...).receive([&](std::map<std::string, double>& x) { m = x; },
@@ -136,7 +136,7 @@ TEST_F(offline_trainer_actor, answers_sft_and_dpo_steps_evals_and_saves) {
 TEST_F(offline_trainer_actor, a_loaded_checkpoint_and_reference_continue_bit_identically) {
   testing::temp_dir dir;
   caf::scoped_actor self{*sys};
-  auto save = [&](const caf::actor& a, const std::string& to) {
+  auto save = [&](const trainer_actor& a, const std::string& to) {
     self->request(a, std::chrono::seconds(60), save_atom::value, to).receive([](bool) {}, [](caf::error&) {});
   };
   trainer_actor_options o;

@@ -30,7 +30,7 @@ struct external_env_host : ::testing::Test {
   testing::server_process server;
 };
 
-episode_result judge(caf::scoped_actor& self, const caf::actor& host, const std::string& answer,
+episode_result judge(caf::scoped_actor& self, const env_host_actor& host, const std::string& answer,
                      const std::string& action) {
   episode_result out;
   self->request(host, 10s, judge_atom::value, episode_request{{"arithmetic/1", "12+34=", {{"answer", answer}}}, action})
