@@ -14,13 +14,15 @@ namespace troupe {
 
 struct system_section {
   int threads = 0;               // scheduler worker threads; 0 = one per core
-  std::string progress = "auto"; // progress display: auto | bar | log | off
+  std::string progress = "auto"; // progress display: auto | bar | periodic | log | off
 
   template <class V>
   void describe(V& v) {
     v.field("threads", threads, "CAF scheduler threads; 0 uses one per core", in_range(0, 1024));
-    v.field("progress", progress, "progress display: auto (bar on a terminal, log lines otherwise), bar, log, off",
-            one_of{"auto", "bar", "log", "off"});
+    v.field("progress", progress,
+            "progress display: auto (bar on a terminal, periodic lines otherwise), bar, periodic (a line every 5% "
+            "or 10 s, and the last), log (a line per step), off",
+            one_of{"auto", "bar", "periodic", "log", "off"});
   }
 };
 

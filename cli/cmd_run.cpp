@@ -79,6 +79,7 @@ experiment_config resolve_config(const std::string& config_path, const std::vect
   config_node tree = load_config_tree(config_path);
   for (const auto& o : overrides) apply_override(tree, o);
   auto cfg = read_config<experiment_config>(tree);
+  cfg.source = config_path;
   std::vector<std::string> names;
   for (const auto& e : experiments()) names.push_back(e.name);
   const config_node* where = tree.find("experiment");

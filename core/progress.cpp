@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -12,16 +13,29 @@ namespace troupe {
 progress_style parse_progress_style(const std::string& text) {
   if (text == "auto") return progress_style::automatic;
   if (text == "bar") return progress_style::bar;
+  if (text == "periodic") return progress_style::periodic;
   if (text == "log") return progress_style::log;
   if (text == "off") return progress_style::off;
-  throw input_error("progress style '" + text + "': expected auto, bar, log or off");
+  throw input_error("progress style '" + text + "': expected auto, bar, periodic, log or off");
 }
 
 progress::progress(std::string stage, std::int64_t total, progress_style style, std::ostream& out,
-                   std::int64_t first)
-  : stage_(std::move(stage)), total_(total > 0 ? total : 1), first_(first), style_(style), out_(out), start_(clock::now()) {
+                   std::int64_t first, now_fn now)
+  : stage_(std::move(stage)),
+    total_(total > 0 ? total : 1),
+    first_(first),
+    style_(style),
+    out_(out),
+    now_(std::move(now)),
+    start_(now_()) {
   if (style_ == progress_style::automatic)
-    style_ = ::isatty(STDOUT_FILENO) ? progress_style::bar : progress_style::log;
+    style_ = ::isatty(STDOUT_FILENO) ? progress_style::bar : progress_style::periodic;
+}
+
+bool progress::periodic_line_due(std::int64_t done, clock::time_point now) const {
+  if (printed_done_ < 0 || done >= total_) return true;
+  const std::int64_t every = std::max<std::int64_t>(1, total_ / 20);  // 5%
+  return done / every > printed_done_ / every || now - printed_at_ >= periodic_interval;
 }
 
 namespace {
@@ -61,7 +75,13 @@ std::string progress::render(std::int64_t done, const std::vector<std::pair<std:
 
 void progress::update(std::int64_t done, const std::vector<std::pair<std::string, double>>& figures) {
   if (style_ == progress_style::off) return;
-  double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
+  const auto now = now_();
+  if (style_ == progress_style::periodic) {
+    if (!periodic_line_due(done, now)) return;
+    printed_done_ = done;
+    printed_at_ = now;
+  }
+  double elapsed = std::chrono::duration<double>(now - start_).count();
   if (style_ == progress_style::bar) {
     out_ << "\r\033[K" << render(done, figures, elapsed) << std::flush;
   } else {
@@ -72,7 +92,7 @@ void progress::update(std::int64_t done, const std::vector<std::pair<std::string
 void progress::finish() {
   if (finished_ || style_ == progress_style::off) return;
   finished_ = true;
-  double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(now_() - start_).count();
   if (style_ == progress_style::bar) out_ << '\n';
   out_ << stage_ << " done in " << format_duration(elapsed) << '\n' << std::flush;
 }

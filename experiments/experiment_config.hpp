@@ -39,6 +39,9 @@ struct experiment_config {
   dpo_section dpo;
   distill_section distill;
   cluster_section cluster;
+  // The file it was read from (`troupe run CONFIG`), for messages that quote it; not a
+  // key, so never written to a run's config.yaml. Empty when read from elsewhere.
+  std::string source;
 
   template <class V>
   void describe(V& v) {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "actors/protocol/atoms.hpp"
@@ -66,11 +67,41 @@ offline_policy with_tokenize(const experiment_config& cfg, policy_setup base) {
 
 offline_policy make_offline_tokenizer(const experiment_config& cfg) { return with_tokenize(cfg, load_policy_tokenizer(cfg)); }
 
+namespace {
+
+// A model directory that is missing but names a run's checkpoint (RUNS/NAME/checkpoints/
+// step_N): which run is missing, and the command that makes it, when the header of the
+// config (its leading comment lines) gives one with run.name=NAME.
+std::string missing_run_hint(const std::string& dir, const std::string& config_file) {
+  namespace fs = std::filesystem;
+  const fs::path step(dir);
+  const fs::path checkpoints = step.parent_path();
+  if (step.filename().string().rfind("step_", 0) != 0 || checkpoints.filename() != "checkpoints") return "";
+  const fs::path run = checkpoints.parent_path();
+  std::error_code ec;
+  std::string out = ": it is checkpoint " + step.filename().string() + " of the run " + run.string() +
+                    (fs::is_directory(run, ec) ? ", which has not saved it" : ", which does not exist yet") +
+                    "; train that run first";
+  std::ifstream in(config_file);
+  std::string line;
+  while (std::getline(in, line) && line.rfind('#', 0) == 0) {
+    const auto at = line.find("troupe run ");
+    if (at != std::string::npos && line.find("run.name=" + run.filename().string()) != std::string::npos) {
+      line.erase(line.find_last_not_of(" \t\r") + 1);
+      return out + ", as " + config_file + " says: " + line.substr(at);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 void check_model_dir(const std::string& key, const std::string& dir, const experiment_config& cfg) {
   std::error_code ec;
   const auto config = std::filesystem::path(dir) / "config.json";
   if (!std::filesystem::is_regular_file(config, ec))
-    throw input_error(key + ": '" + dir + "' is not a model directory (no config.json)");
+    throw input_error(key + ": '" + dir + "' is not a model directory (no config.json)" +
+                      missing_run_hint(dir, cfg.source));
   const auto vocab = read_model_config(config.string()).vocab_size;
   const auto want = load_policy_tokenizer(cfg).config.vocab_size;
   if (vocab != want)

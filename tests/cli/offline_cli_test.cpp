@@ -160,6 +160,27 @@ TEST(offline_cli, distill_run_samples_scores_with_the_teacher_and_reports_kl_and
   EXPECT_NE(r.err.find("distill.loss"), std::string::npos) << r.err;
 }
 
+// The example as a new user first runs it, before the teacher exists: the error says
+// which run is missing and gives the command that makes it, from the config's header.
+TEST(offline_cli, distill_without_its_teacher_says_how_to_make_the_teacher) {
+  testing::temp_dir dir;
+  const auto config = examples_dir + "distill_arithmetic.yaml";
+  auto r = troupe(dir, "run '" + config + "'");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("distill.teacher: 'runs/teacher/checkpoints/step_001500' is not a model directory (no "
+                       "config.json): it is checkpoint step_001500 of the run runs/teacher, which does not exist "
+                       "yet; train that run first, as " + config +
+                       " says: troupe run examples/sft_arithmetic.yaml run.name=teacher\n"),
+            std::string::npos)
+    << r.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "runs")) << "refused before a run directory exists";
+  // A run that exists without that checkpoint is named as such.
+  fs::create_directories(dir.path() / "runs" / "teacher" / "checkpoints");
+  r = troupe(dir, "run '" + config + "'");
+  EXPECT_NE(r.err.find("of the run runs/teacher, which has not saved it; train that run first"), std::string::npos)
+    << r.err;
+}
+
 // Every metric but wall-clock figures (time/*, */tokens_per_s), keyed by name, in step
 // order.
 std::map<std::string, std::vector<std::pair<std::int64_t, double>>> numbers(const run_store& s) {
