@@ -130,6 +130,33 @@ void replace_worker(host_self self, std::size_t slot, const caf::actor& stuck) {
                            " ms; its worker was replaced"});
 }
 
+// A judge request that reached a worker's supervisor after its instance crashed, but
+// before the supervisor handled the crash, is delegated to the dead actor and bounces
+// (request_receiver_down); it goes again to the same slot, whose supervisor has a fresh
+// instance by the time it takes the next message. Bounded, in case it never does.
+constexpr int max_bounces = 100;
+
+void judge_on(host_self self, std::size_t slot, episode_request req, caf::typed_response_promise<episode_result> rp,
+              int bounces_left) {
+  const caf::actor worker = self->state.workers[slot];
+  self->request(worker, self->state.opts.episode_timeout, judge_atom::value, req)
+    .then([rp](episode_result& r) mutable { rp.deliver(std::move(r)); },
+          [self, rp, req, slot, worker, bounces_left](caf::error& err) mutable {
+            if (err == caf::sec::request_receiver_down && bounces_left > 0)
+              return judge_on(self, slot, std::move(req), rp, bounces_left - 1);
+            episode_result r;
+            r.task_id = req.t.id;
+            r.failed = true;
+            r.error = render(err);
+            if (err == caf::sec::request_timeout) {
+              r.error = "episode timed out after " + std::to_string(self->state.opts.episode_timeout.count()) +
+                        " ms (" + r.error + ")";
+              replace_worker(self, slot, worker);
+            }
+            rp.deliver(std::move(r));
+          });
+}
+
 env_host_actor::behavior_type env_host(host_self self, env_host_options opts) {
   self->state.opts = std::move(opts);
   for (int i = 0; i < self->state.opts.pool; ++i) self->state.workers.push_back(spawn_worker(self));
@@ -137,23 +164,7 @@ env_host_actor::behavior_type env_host(host_self self, env_host_options opts) {
     [self](judge_atom, episode_request& req) -> caf::result<episode_result> {
       auto& st = self->state;
       auto rp = self->make_response_promise<episode_result>();
-      const std::string id = req.t.id;
-      const std::size_t slot = st.next++ % st.workers.size();
-      const caf::actor worker = st.workers[slot];
-      self->request(worker, st.opts.episode_timeout, judge_atom::value, std::move(req))
-        .then([rp](episode_result& r) mutable { rp.deliver(std::move(r)); },
-              [self, rp, id, slot, worker](caf::error& err) mutable {
-                episode_result r;
-                r.task_id = id;
-                r.failed = true;
-                r.error = render(err);
-                if (err == caf::sec::request_timeout) {
-                  r.error = "episode timed out after " + std::to_string(self->state.opts.episode_timeout.count()) +
-                            " ms (" + r.error + ")";
-                  replace_worker(self, slot, worker);
-                }
-                rp.deliver(std::move(r));
-              });
+      judge_on(self, st.next++ % st.workers.size(), std::move(req), rp, max_bounces);
       return rp;
     },
     [self](reset_atom, task& t) -> caf::result<observation> {

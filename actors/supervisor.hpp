@@ -3,7 +3,11 @@
 // child's whole life. When the child terminates abnormally (an exception in a handler,
 // an error exit), the supervisor records an `event` row ("restart") through the store
 // actor and spawns a fresh child from the factory. A request the crashed child was
-// handling fails with the child's exit reason; later requests reach the new child.
+// handling fails with the child's exit reason; requests the supervisor takes after it
+// has handled the child's down message reach the new child. Between the crash and that
+// moment a request can still be delegated to the dead child and fail
+// (request_receiver_down): a caller that must not lose one waits for the new child
+// first (child_atom names it).
 //
 // Restarts are limited: more than `max_restarts` within `window` and the supervisor
 // gives up, records a "give_up" event and exits with errc::restart_limit, which reaches

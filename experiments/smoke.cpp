@@ -129,6 +129,20 @@ void send_work(coordinator_actor* self) {
   }
 }
 
+// Sends the step's work once worker 0's supervisor names a child other than `crashed`:
+// it has then handled the crashed child's down message and restarted it. Work sent
+// before that moment could still be delegated to the dead child and fail. Each question
+// queues behind whatever the supervisor is doing, so this waits on it, not on a clock.
+void send_work_after_restart(coordinator_actor* self, caf::actor crashed) {
+  self->request(self->state.workers[0], request_timeout, child_atom::value)
+    .then(
+      [self, crashed](caf::actor child) {
+        if (child == crashed) return send_work_after_restart(self, crashed);
+        send_work(self);
+      },
+      [self](caf::error&) { send_work(self); });
+}
+
 void run_step(coordinator_actor* self) {
   auto& st = self->state;
   if (stop_requested()) return finish(self, "stopped");
@@ -136,8 +150,14 @@ void run_step(coordinator_actor* self) {
   if (st.step == st.cfg.crash_at_step) {
     // The crash request fails (its handler throws); the supervisor restarts the worker
     // and the step's real work then goes to the fresh one.
-    self->request(st.workers[0], request_timeout, crash_atom::value)
-      .then([self](std::int64_t) { send_work(self); }, [self](caf::error&) { send_work(self); });
+    self->request(st.workers[0], request_timeout, child_atom::value)
+      .then(
+        [self](caf::actor crashing) {
+          self->request(self->state.workers[0], request_timeout, crash_atom::value)
+            .then([self, crashing](std::int64_t) { send_work_after_restart(self, crashing); },
+                  [self, crashing](caf::error&) { send_work_after_restart(self, crashing); });
+        },
+        [self](caf::error&) { send_work(self); });
     return;
   }
   send_work(self);

@@ -14,6 +14,9 @@
 #include "actors/system.hpp"
 #include "tests/support/temp_dir.hpp"
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
 #include <set>
 
 namespace troupe {
@@ -21,13 +24,41 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Throws for tasks whose id ends in 7; sleeps for ids ending in "slow".
+// Where tasks whose id ends in "slow" wait: shut while a test wants them stuck, opened
+// by that test (a slow_gate_shut, declared after its actor system, so that no thread
+// is still blocked when the system ends).
+struct gate {
+  std::mutex m;
+  std::condition_variable cv;
+  bool open = true;
+  void wait() {
+    std::unique_lock<std::mutex> lock(m);
+    cv.wait(lock, [&] { return open; });
+  }
+  void set(bool o) {
+    {
+      std::lock_guard<std::mutex> lock(m);
+      open = o;
+    }
+    cv.notify_all();
+  }
+};
+gate& slow_gate() {
+  static gate g;
+  return g;
+}
+struct slow_gate_shut {
+  slow_gate_shut() { slow_gate().set(false); }
+  ~slow_gate_shut() { slow_gate().set(true); }
+};
+
+// Throws for tasks whose id ends in 7; waits at the slow gate for ids ending in "slow".
 class flaky_env : public environment {
  public:
   explicit flaky_env(const environment_options&) {}
   observation reset(const task& t) override {
     if (t.id.back() == '7') throw std::runtime_error("cannot judge task " + t.id);
-    if (t.id.size() >= 4 && t.id.substr(t.id.size() - 4) == "slow") std::this_thread::sleep_for(400ms);
+    if (t.id.size() >= 4 && t.id.substr(t.id.size() - 4) == "slow") slow_gate().wait();
     return {t.prompt, {}};
   }
   step_result step(const std::string& action) override {
@@ -82,6 +113,7 @@ TEST_F(episode_actors, env_host_times_out_a_slow_episode_as_failed) {
   o.episode_timeout = 100ms;
   auto host = spawn_env_host(sys, o);
   caf::scoped_actor self{sys};
+  slow_gate_shut stuck_until_the_end;
   auto r = judge(self, host, {"tslow", "p", {}}, "ok");
   EXPECT_TRUE(r.failed);
   EXPECT_NE(r.error.find("request_timeout"), std::string::npos) << r.error;
@@ -95,21 +127,22 @@ TEST_F(episode_actors, env_host_restarts_a_crashed_worker_and_replaces_a_stuck_o
   env_host_options o;
   o.env = "test_flaky";
   o.pool = 1;
-  o.episode_timeout = 150ms;
+  o.episode_timeout = 1s;  // what the stuck episode waits, and ample for the others
   o.store = store;
   auto host = spawn_env_host(sys, o);
   caf::scoped_actor self{sys};
+  slow_gate_shut stuck_until_the_end;
 
   auto crashed = judge(self, host, {"t1", "p", {}}, "crash");
   EXPECT_TRUE(crashed.failed);
   EXPECT_NE(crashed.error.find("unknown exception"), std::string::npos) << crashed.error;
   EXPECT_FALSE(judge(self, host, {"t2", "p", {}}, "ok").failed) << "the restarted worker judges the next episode";
 
-  // One instance, stuck for 400 ms: without a replacement the next episode would wait
-  // behind it and time out too.
+  // One instance, stuck until the test ends: without a replacement the next episode
+  // would wait behind it and time out too.
   auto stuck = judge(self, host, {"tslow", "p", {}}, "ok");
   EXPECT_TRUE(stuck.failed);
-  EXPECT_NE(stuck.error.find("timed out after 150 ms"), std::string::npos) << stuck.error;
+  EXPECT_NE(stuck.error.find("timed out after 1000 ms"), std::string::npos) << stuck.error;
   EXPECT_FALSE(judge(self, host, {"t3", "p", {}}, "ok").failed);
 
   self->send_exit(host, caf::exit_reason::user_shutdown);
@@ -130,15 +163,16 @@ TEST_F(episode_actors, env_pool_hands_a_lost_hosts_episodes_to_the_other_and_rec
   auto store = spawn_store_actor(sys, run_store::create(dir / "s.sqlite", run_info{}, ""));
   env_host_options o;
   o.env = "test_flaky";
-  o.pool = 4;
-  o.episode_timeout = 5s;
+  o.pool = 5;  // four for stuck episodes, one free for the multi-turn one
+  o.episode_timeout = 30s;
   auto a = spawn_env_host(sys, o), b = spawn_env_host(sys, o);
   // Members are plain handles, as they come from cluster workers.
   auto pool = spawn_env_pool(sys, {{{caf::actor_cast<caf::actor>(a), "local"}, {caf::actor_cast<caf::actor>(b), "w1"}}, store});
   caf::scoped_actor self{sys};
 
-  // Episodes 0..7 alternate between the hosts; open episode 100 lands on `a` (the
-  // round robin is back at it after eight).
+  // Episodes 0..7 alternate between the hosts and are stuck at the gate; open episode
+  // 100 lands on `a` (the round robin is back at it after eight), on its free worker.
+  auto gate_shut = std::make_unique<slow_gate_shut>();
   std::vector<caf::response_handle<caf::blocking_actor, caf::detail::type_list<episode_result>, true>> pending;
   for (int i = 0; i < 8; ++i)
     pending.push_back(self->request(pool, 5s, judge_atom::value, episode_request{{"t" + std::to_string(i) + "slow", "p", {}}, "ok"}));
@@ -146,6 +180,7 @@ TEST_F(episode_actors, env_pool_hands_a_lost_hosts_episodes_to_the_other_and_rec
   self->request(pool, 5s, open_atom::value, std::int64_t{100}, task{"t1", "p", {}})
     .receive([&](observation& x) { first = x; }, [&](caf::error& e) { ADD_FAILURE() << render(e); });
   self->send_exit(a, caf::exit_reason::kill);
+  gate_shut.reset();  // a was lost owing its four; now the episodes may finish
   int answered = 0;
   for (auto& p : pending)
     p.receive(

@@ -4,8 +4,7 @@
 
 #include <caf/all.hpp>
 
-#include <atomic>
-#include <thread>
+#include <future>
 
 #include "actors/protocol/atoms.hpp"
 #include "actors/protocol/errors.hpp"
@@ -116,17 +115,17 @@ TEST_F(guardrail_actors, give_the_rails_engines_results_log_counters_and_masking
   self->send_exit(rails, caf::exit_reason::user_shutdown);
 }
 
-// A rail that takes its time and never looks at the stop flag.
-class sleepy_rail : public configured_rail {
+// A rail that takes its time and never looks at the stop flag: it returns only when the
+// test opens its gate, so an answer that came before proves nobody waited for it.
+class gated_rail : public configured_rail {
  public:
-  sleepy_rail(std::atomic<bool>& finished)
+  explicit gated_rail(std::shared_future<void> gate)
       : configured_rail(rail_common{"sleepy", "test", on_trigger_section{"log", "", 1.0, ""}}, rail_stage::input),
-        finished_(finished) {}
+        gate_(std::move(gate)) {}
 
  protected:
   detection detect(const std::string&, const stop_flag&) const override {
-    std::this_thread::sleep_for(1500ms);
-    finished_ = true;
+    gate_.wait();
     detection d;
     d.triggered = true;
     d.reason = "slept";
@@ -134,23 +133,24 @@ class sleepy_rail : public configured_rail {
   }
 
  private:
-  std::atomic<bool>& finished_;
+  std::shared_future<void> gate_;
 };
 
 TEST_F(guardrail_actors, a_block_answers_at_once_and_cancels_or_abandons_the_slow_rails) {
-  std::atomic<bool> finished{false};
+  std::promise<void> gate;
   auto guard = std::make_shared<testing::fixed_guard>("no", 3000ms);
   auto file = build_rails_file(parse_config_text(R"(input:
   - {name: slow_guard, type: self_check, prompt: 'judge {text}', timeout_ms: 60000}
   - {name: words, type: keywords, keywords: [bomb], on_trigger: {action: block, message: 'No.'}}
   - {name: pii, type: pii, on_trigger: mask}
 )", "rails.yaml"), {nullptr, guard});
-  file.input.insert(file.input.begin(), std::make_unique<sleepy_rail>(finished));
+  file.input.insert(file.input.begin(), std::make_unique<gated_rail>(gate.get_future().share()));
   caf::actor_system sys{cfg};
   auto rails = spawn_guardrail_actor(sys, std::make_shared<const rails_engine>(std::move(file)));
   caf::scoped_actor self{sys};
+  // The gate is still shut: this answer cannot have waited for the sleepy rail.
   const auto r = detailed(self, rails, rail_stage::input, "a bomb for ann@example.com");
-  EXPECT_FALSE(finished.load()) << "the answer did not wait for the sleepy rail";
+  gate.set_value();
   EXPECT_TRUE(r.blocked());
   EXPECT_EQ(r.refusal, "No.");
   EXPECT_EQ(r.text, "a bomb for ann@example.com") << "a blocked check rewrites nothing";
@@ -162,7 +162,6 @@ TEST_F(guardrail_actors, a_block_answers_at_once_and_cancels_or_abandons_the_slo
   }
   EXPECT_EQ(decision(r, "words").action, rail_action::block);
   EXPECT_EQ(r.verdicts.size(), decision(r, "pii").stopped ? 1u : 2u) << "the verdicts of rails that ran to the end";
-  EXPECT_LT(r.latency_ms, 1500.0) << "generous: the sleepy rail alone takes 1500 ms";
   std::map<std::string, rail_counter> c;
   for (const auto& x : counters(self, rails)) c[x.rail] = x;
   EXPECT_EQ(c["sleepy"].checks, 0) << "stopped rails are not counted";

@@ -58,6 +58,22 @@ std::int64_t sum_via(caf::scoped_actor& self, const caf::actor& a) {
   return out;
 }
 
+caf::actor child_of(caf::scoped_actor& self, const caf::actor& sup) {
+  caf::actor out;
+  self->request(sup, 5s, child_atom::value).receive([&](caf::actor c) { out = c; }, [](caf::error&) {});
+  return out;
+}
+
+// Returns once the supervisor hands out a child other than `old`: it has handled old's
+// down message and restarted. Each question is a round trip behind whatever the
+// supervisor is doing, so this waits on its mailbox, not on a clock.
+caf::actor await_restart(caf::scoped_actor& self, const caf::actor& sup, const caf::actor& old) {
+  for (int i = 0; i < 100000; ++i)
+    if (auto c = child_of(self, sup); c && c != old) return c;
+  ADD_FAILURE() << "the supervisor never restarted its child";
+  return {};
+}
+
 TEST_F(fixture, supervisor_restarts_a_crashed_child_and_records_an_event) {
   const auto path = dir / "s.sqlite";
   {
@@ -67,8 +83,7 @@ TEST_F(fixture, supervisor_restarts_a_crashed_child_and_records_an_event) {
     caf::scoped_actor self{sys};
     EXPECT_EQ(sum_via(self, sup), 6);
 
-    caf::actor first;
-    self->request(sup, 5s, child_atom::value).receive([&](caf::actor c) { first = c; }, [](caf::error&) {});
+    const caf::actor first = child_of(self, sup);
     bool crash_failed = false;
     self->request(sup, 5s, crash_atom::value)
       .receive([](std::int64_t) {}, [&](caf::error& e) {
@@ -77,15 +92,11 @@ TEST_F(fixture, supervisor_restarts_a_crashed_child_and_records_an_event) {
       });
     EXPECT_TRUE(crash_failed) << "the crashing request must fail, not hang";
 
-    // The restart happens on the down message; wait until the supervisor reports it.
+    // The restart happens on the down message.
+    const caf::actor second = await_restart(self, sup, first);
     int restarts = 0;
-    for (int i = 0; i < 200 && restarts == 0; ++i) {
-      self->request(sup, 5s, restarts_atom::value).receive([&](int n) { restarts = n; }, [](caf::error&) {});
-      if (restarts == 0) std::this_thread::sleep_for(5ms);
-    }
+    self->request(sup, 5s, restarts_atom::value).receive([&](int n) { restarts = n; }, [](caf::error&) {});
     EXPECT_EQ(restarts, 1);
-    caf::actor second;
-    self->request(sup, 5s, child_atom::value).receive([&](caf::actor c) { second = c; }, [](caf::error&) {});
     EXPECT_NE(first, second);
     EXPECT_EQ(sum_via(self, sup), 6) << "the fresh child answers through the same handle";
 
@@ -110,9 +121,11 @@ TEST_F(fixture, supervisor_gives_up_after_too_many_restarts_and_says_why) {
     caf::scoped_actor self{sys};
     self->monitor(sup);
     for (int i = 0; i < 3; ++i) {
+      const caf::actor child = child_of(self, sup);
       self->request(sup, 5s, crash_atom::value).receive([](std::int64_t) {}, [](caf::error&) {});
-      // Let the restart land before the next crash, or the request may meet no child.
-      std::this_thread::sleep_for(20ms);
+      // The restart lands before the next crash, or the request may meet no child; the
+      // third crash is one too many, and the supervisor goes down instead.
+      if (i < 2) await_restart(self, sup, child);
     }
     caf::error reason;
     self->receive([&](caf::down_msg& dm) { reason = dm.reason; }, caf::after(5s) >> [] {});

@@ -4,8 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <thread>
+#include <cstring>
 
 #include "core/error.hpp"
 #include "core/store.hpp"
@@ -119,13 +118,35 @@ TEST(run_store, read_only_handle_cannot_write) {
   EXPECT_THROW(ro.log_metrics({{0, "x", 1.0, 1.0}}), system_error);
 }
 
-// A writer killed with SIGKILL in the middle of its batches: the store reopens, passes
-// SQLite's integrity check, holds every batch the writer reported committed, and no
-// part of the batch that was open when it died.
+// The writer's side of the SIGKILL test below: every connection it opens gets an update
+// hook (sqlite3_auto_extension), which counts the metric rows inserted; at row `stop_at`,
+// inside a batch's open transaction, it tells the parent (-1 on the pipe) and waits there
+// for the kill.
+namespace mid_batch {
+int pipe_fd = -1;
+std::int64_t rows = 0, stop_at = 0;
+
+void on_update(void*, int op, const char*, const char* table, sqlite3_int64) {
+  if (op != SQLITE_INSERT || std::strcmp(table, "metrics") != 0 || ++rows != stop_at) return;
+  const std::int64_t inside = -1;
+  if (::write(pipe_fd, &inside, sizeof(inside)) != sizeof(inside)) ::_exit(3);
+  for (;;) ::pause();
+}
+
+int install(sqlite3* db, char**, const sqlite3_api_routines*) {
+  sqlite3_update_hook(db, on_update, nullptr);
+  return SQLITE_OK;
+}
+}  // namespace mid_batch
+
+// A writer killed with SIGKILL in the middle of a batch (it says when it is there): the
+// store reopens, passes SQLite's integrity check, and holds exactly the batches the
+// writer committed, none of the one that was open when it died.
 TEST(run_store, survives_sigkill_of_its_writer_mid_batch) {
   testing::temp_dir dir;
   const auto path = dir / "s.sqlite";
   constexpr int batch = 5000;
+  constexpr std::int64_t full_batches = 20;
   { run_store::create(path, test_info(), ""); }
 
   int pipefd[2];
@@ -134,6 +155,9 @@ TEST(run_store, survives_sigkill_of_its_writer_mid_batch) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::close(pipefd[0]);
+    mid_batch::pipe_fd = pipefd[1];
+    mid_batch::stop_at = full_batches * batch + batch / 2;
+    sqlite3_auto_extension(reinterpret_cast<void (*)()>(mid_batch::install));
     auto store = run_store::open(path, store_mode::read_write);
     std::vector<metric_row> rows(batch);
     for (std::int64_t b = 0;; ++b) {
@@ -145,26 +169,18 @@ TEST(run_store, survives_sigkill_of_its_writer_mid_batch) {
   }
   ::close(pipefd[1]);
   std::int64_t committed = 0, last = 0;
-  auto first_commit = std::chrono::steady_clock::now();
-  while (last < 20 && ::read(pipefd[0], &last, sizeof(last)) == sizeof(last)) {
-    if (last == 1) first_commit = std::chrono::steady_clock::now();
-    committed = last;
-  }
-  // Kill half a batch later: inside the next batch's transaction.
-  auto per_batch = (std::chrono::steady_clock::now() - first_commit) / 19;
-  std::this_thread::sleep_for(per_batch / 2);
+  while (::read(pipefd[0], &last, sizeof(last)) == sizeof(last) && last != -1) committed = last;
+  ASSERT_EQ(last, -1) << "the writer ended before it was inside a batch";
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
   ::close(pipefd[0]);
   ASSERT_TRUE(WIFSIGNALED(status));
-  ASSERT_GE(committed, 20);
+  ASSERT_EQ(committed, full_batches);
 
   EXPECT_EQ(query_text(path, "PRAGMA integrity_check"), "ok");
   auto store = run_store::open(path, store_mode::read_write);
-  auto rows = store.summary().metric_rows;
-  EXPECT_GE(rows, committed * batch);
-  EXPECT_EQ(rows % batch, 0) << "a batch was half written";
+  EXPECT_EQ(store.summary().metric_rows, full_batches * batch) << "the open batch left nothing behind";
   store.log_metrics({{999, "after", 1.0, 0.0}});  // and it takes writes again
   EXPECT_EQ(store.metrics("after").size(), 1u);
 }
