@@ -1,6 +1,7 @@
 #include "actors/cluster_config.hpp"
 
 #include "core/error.hpp"
+#include "core/net.hpp"
 
 namespace troupe {
 
@@ -33,10 +34,6 @@ host_port parse_host_port(const std::string& text, const std::string& key, bool 
   return out;
 }
 
-bool is_loopback_host(const std::string& host) {
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "::1";
-}
-
 void validate(const cluster_section& c) {
   const auto where = parse_host_port(c.listen, "cluster.listen", true);
   for (std::size_t i = 0; i < c.workers.size(); ++i)  // the reader checks names only where given
@@ -55,6 +52,13 @@ void validate(const cluster_section& c) {
                       "cluster.tls.certificate, cluster.tls.key and cluster.tls.cafile (`troupe cluster certs DIR` "
                       "makes them), or listen on 127.0.0.1");
   }
+  bool data_plane = false;  // weight links (generators) or trainer ranks on workers
+  for (const auto& w : c.workers) data_plane = data_plane || w.generators > 0 || w.trainer_ranks > 0;
+  if (data_plane && c.data_plane != "insecure-private-network" && !is_loopback_host(where.host))
+    throw input_error("cluster.data_plane: the workers' generators and trainer ranks receive weights and gradients "
+                      "over c10d (TCPStore, Gloo, NCCL), which neither encrypts nor authenticates, and they would "
+                      "listen on '" + where.host + "' (cluster.listen), which is not loopback. Set cluster.data_plane: "
+                      "insecure-private-network on a network only you use, or keep those actors in the head");
 }
 
 }  // namespace troupe

@@ -72,6 +72,10 @@ struct cluster_section {
   double spawn_timeout_s = 600;  // how long one remote spawn may take (a model load)
   tls_options tls;
   std::vector<cluster_worker_section> workers;  // empty: everything runs in the head
+  // The weight links and trainer ranks (c10d TCPStore, Gloo, NCCL) listen on the head's
+  // cluster.listen host, and none of them encrypts or authenticates: off loopback they
+  // need this set to "insecure-private-network", a network the user trusts.
+  std::string data_plane = "loopback";
 
   template <class V>
   void describe(V& v) {
@@ -83,6 +87,10 @@ struct cluster_section {
             greater_than(0.0));
     v.field("tls", tls, "TLS for every connection (troupe cluster certs DIR makes the files)");
     v.field("workers", workers, "the placement: one entry per worker, by name", unique_worker_names{});
+    v.field("data_plane", data_plane,
+            "loopback, or insecure-private-network: let the weight links and trainer ranks (unencrypted, "
+            "unauthenticated) listen on a non-loopback cluster.listen host",
+            one_of{"loopback", "insecure-private-network"});
   }
 };
 
@@ -96,9 +104,6 @@ struct host_port {
   std::uint16_t port = 0;
 };
 host_port parse_host_port(const std::string& text, const std::string& key, bool allow_port_zero);
-
-// localhost, 127.0.0.0/8 or ::1: traffic that never leaves the machine.
-bool is_loopback_host(const std::string& host);
 
 // The checks that need more than one field: cluster.listen parses, every worker has a
 // name, a non-loopback listen address has TLS, and TLS names all three files. Throws

@@ -29,11 +29,15 @@ section) and runs the actors it asks for, until the head ends the run.
   --key FILE          connection is TLS and the head must present a certificate
   --ca FILE           signed by the CA in --ca (`troupe cluster certs DIR`)
   --passphrase TEXT   of an encrypted --key (or TROUPE_TLS_PASSPHRASE)
+  --secret-file FILE  without TLS: the head's join secret (default: the file the head
+                      writes, readable by its user only, in
+                      ${XDG_RUNTIME_DIR:-~/.cache}/troupe/cluster/port-PORT.secret)
   --timeout SECONDS   keep trying to reach the head this long (default 60)
   --threads N         actor scheduler threads (default: one per core)
   --plugin PATH       load an environment module first (like `troupe envs --plugin`)
 
-A head on another host needs TLS. Exit codes: 0 the head ended the run, 1 the head
+A head on another host needs TLS; a head on this one lets in workers of its own user
+(they can read its join secret). Exit codes: 0 the head ended the run, 1 the head
 went away or could not be reached, 2 bad options or a refused join, 130 Ctrl-C.
 See docs/cluster.md.
 )";
@@ -84,6 +88,7 @@ int cmd_worker(const args& a) {
     else if (x == "--key") opts.tls.key = value_of(a, i, "worker");
     else if (x == "--ca") opts.tls.cafile = value_of(a, i, "worker");
     else if (x == "--passphrase") opts.tls.passphrase = value_of(a, i, "worker");
+    else if (x == "--secret-file") opts.secret_file = value_of(a, i, "worker");
     else if (x == "--timeout") opts.join_timeout_s = parse_seconds(value_of(a, i, "worker"), "--timeout");
     else if (x == "--plugin") plugins.push_back(value_of(a, i, "worker"));
     else if (x == "--threads") {

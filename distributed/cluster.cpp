@@ -17,12 +17,14 @@
 #include <thread>
 
 #include "actors/protocol/atoms.hpp"
+#include "distributed/cluster_secret.hpp"
 #include "distributed/cluster_tls.hpp"
 #include "actors/protocol/errors.hpp"
 #include "actors/protocol/message_types.hpp"
 #include "actors/store_actor.hpp"
 #include "actors/torch_plugin.hpp"
 #include "core/error.hpp"
+#include "core/net.hpp"
 #include "core/stop.hpp"
 #include "core/store.hpp"
 
@@ -32,7 +34,7 @@ namespace {
 
 // Bump when the join/spawn/end messages or worker_facts change: a head refuses workers
 // of another protocol instead of failing later on a message it cannot read.
-constexpr int cluster_protocol = 1;
+constexpr int cluster_protocol = 2;  // 2: worker_facts carries the join secret
 
 using clock = std::chrono::steady_clock;
 
@@ -167,14 +169,17 @@ struct cluster_head::state {
   caf::actor store;
   bool ending = false;
   bool tls = false;  // joins are then held to the name on the worker's certificate
+  std::string secret;       // without TLS: what a joining worker must show
+  std::string secret_file;  // where the head wrote it (removed when the head ends)
 };
 
 namespace {
 
-// A refused peer (a failed TLS handshake, a name its certificate does not carry): a
-// `tls_refused` event in the store and the on_peer_refused callback. The line itself is
-// already on stderr.
-void report_refusal(const std::shared_ptr<cluster_head::state>& st, const std::string& line) {
+// A refused peer (a failed TLS handshake, a name its certificate does not carry, a
+// wrong join secret): an event of `kind` in the store and the on_peer_refused callback.
+// The line itself is already on stderr.
+void report_refusal(const std::shared_ptr<cluster_head::state>& st, const std::string& line,
+                    const char* kind = "tls_refused") {
   std::function<void(const std::string&)> cb;
   caf::actor store;
   {
@@ -182,7 +187,7 @@ void report_refusal(const std::shared_ptr<cluster_head::state>& st, const std::s
     cb = st->on_refused;
     store = st->store;
   }
-  if (store) caf::anon_send(store, event_atom::value, event_row{wall_clock_now(), "tls_refused", "cluster", line});
+  if (store) caf::anon_send(store, event_atom::value, event_row{wall_clock_now(), kind, "cluster", line});
   if (cb) cb(line);
 }
 
@@ -248,7 +253,18 @@ caf::behavior registry(caf::event_based_actor* self, std::shared_ptr<cluster_hea
                                                ": run the same troupe build on every node");
       if (auto bad = check_worker_name(f.name)) return make_error(errc::bad_input, "worker name: " + *bad);
       if (!spawner_handle) return make_error(errc::bad_input, "a join without a spawner");
-      if (!st->tls) return admit(self, st, f, spawner_handle);
+      if (!st->tls) {
+        // Loopback only, but open to every user of the machine: the join secret, which
+        // only the head's user can read, is the proof.
+        if (same_secret(f.join_secret, st->secret)) return admit(self, st, f, spawner_handle);
+        const std::string text = "refused worker '" + f.name + "': " +
+                                 (f.join_secret.empty() ? "it showed no join secret" : "wrong join secret") +
+                                 " (a worker reads it from " + st->secret_file +
+                                 ", which only the head's user can read; or give it --secret-file)";
+        log_line(text);
+        report_refusal(st, text, "join_refused");
+        return make_error(errc::bad_input, text);
+      }
       // With TLS, the name must be the one the worker's certificate was issued for:
       // otherwise any node the CA signed could join as any worker and take its work.
       // The middleman says which connection the join came in on.
@@ -279,16 +295,25 @@ caf::behavior registry(caf::event_based_actor* self, std::shared_ptr<cluster_hea
           });
       return rp;
     },
-    // Events of remote actors (their `store`): forwarded with the worker's name.
-    [self, st](event_atom, event_row& row) {
+    // Events of remote actors (their `store`): forwarded with the worker's name. Only a
+    // joined worker's (or this process's) reach the store: the registry is published,
+    // and any peer that connects could otherwise write into the run's history.
+    [self, st](event_atom, event_row& row) -> caf::result<bool> {
       caf::actor store;
-      std::string from = "remote";
+      std::string from;
+      const auto sender = self->current_sender();
       {
         std::lock_guard<std::mutex> lock(st->m);
         store = st->store;
-        const auto sender = self->current_sender();
+        if (sender != nullptr && sender->node() == self->node()) from = "head";
         for (const auto& [name, w] : st->joined)
           if (sender != nullptr && w.spawner.node() == sender->node()) from = name;
+      }
+      if (from.empty()) {
+        const std::string text = "refused an event from a node that has not joined (" +
+                                 (sender != nullptr ? caf::to_string(sender->node()) : std::string("no sender")) + ")";
+        log_line(text);
+        return make_error(errc::bad_input, text + ": only joined workers may record events");
       }
       row.source = from + "/" + row.source;
       record_event(self, store, std::move(row));
@@ -366,6 +391,7 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
     install_tls(sys_, cfg_.tls);
     st_->tls = true;
   }
+  if (!st_->tls) st_->secret = make_cluster_secret();
   registry_ = sys_.spawn(registry, st_);
   // "0.0.0.0" and "::" bind every interface; CAF takes nullptr for that.
   const char* host = where.host == "0.0.0.0" || where.host == "::" ? nullptr : where.host.c_str();
@@ -376,6 +402,17 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
     throw system_error("cluster.listen: cannot listen on '" + cfg_.listen + "': " + sys_.render(bound.error()));
   }
   port_ = *bound;
+  if (!st_->tls) {
+    // Workers that connect before the file is there retry their join (run_worker).
+    st_->secret_file = cluster_secret_path(port_);
+    try {
+      write_cluster_secret(st_->secret_file, st_->secret);
+    } catch (...) {
+      caf::io::unpublish(registry_, port_);
+      caf::anon_send_exit(registry_, caf::exit_reason::user_shutdown);
+      throw;
+    }
+  }
   refusal_sink_ = add_tls_refusal_sink([st = st_](const std::string& line) { report_refusal(st, line); });
 }
 
@@ -397,9 +434,12 @@ cluster_head::~cluster_head() {
   // own unpublish does not compile in 0.17.6).
   caf::io::unpublish(registry_, port_);
   caf::anon_send_exit(registry_, caf::exit_reason::user_shutdown);
+  if (!st_->secret_file.empty()) ::unlink(st_->secret_file.c_str());
 }
 
 std::uint16_t cluster_head::port() const { return port_; }
+
+std::string cluster_head::secret_file() const { return st_->secret_file; }
 
 std::string cluster_head::endpoint() const {
   auto host = parse_host_port(cfg_.listen, "cluster.listen", true).host;
@@ -521,8 +561,20 @@ int run_worker(caf::actor_system& sys, const worker_options& opts) {
   caf::scoped_actor self{sys};
   std::string refusal;
   bool joined = false;
-  self->request(head, std::chrono::seconds(30), join_atom::value, local_worker_facts(opts.name), sp)
-    .receive([&](caf::actor&) { joined = true; }, [&](caf::error& e) { refusal = render(e); });
+  // Without TLS the join shows the head's secret, from the file the head writes when it
+  // starts: a worker that got there first (or read a file a killed head left) retries
+  // until the join timeout.
+  const std::string secret_file = opts.secret_file.empty() ? cluster_secret_path(opts.head_port) : opts.secret_file;
+  for (;;) {
+    auto facts = local_worker_facts(opts.name);
+    if (!opts.tls.enabled()) facts.join_secret = read_cluster_secret(secret_file).value_or("");
+    refusal.clear();
+    self->request(head, std::chrono::seconds(30), join_atom::value, facts, sp)
+      .receive([&](caf::actor&) { joined = true; }, [&](caf::error& e) { refusal = render(e); });
+    const bool secret_refused = refusal.find("join secret") != std::string::npos;
+    if (joined || !secret_refused || clock::now() >= deadline || stop_requested()) break;
+    std::this_thread::sleep_for(std::min<clock::duration>(std::chrono::milliseconds(250), deadline - clock::now()));
+  }
   if (!joined) {
     self->send_exit(sp, caf::exit_reason::user_shutdown);
     throw input_error("worker '" + opts.name + "': the head at " + head_at + " refused the join: " + refusal);

@@ -99,6 +99,9 @@ class cluster_head {
   cluster_head& operator=(const cluster_head&) = delete;
 
   std::uint16_t port() const;    // the bound port (cfg.listen may say 0)
+  // Without TLS: the file holding the join secret workers must show
+  // (distributed/cluster_secret.hpp), removed when the head ends; empty with TLS.
+  std::string secret_file() const;
   std::string endpoint() const;  // HOST:PORT, what `troupe worker --join` takes
 
   // Blocks until every named worker has joined and returns them in `names` order.
@@ -143,6 +146,9 @@ struct worker_options {
   std::string name;
   tls_options tls;
   double join_timeout_s = 60;  // keep retrying the head this long
+  // Without TLS: where the head's join secret is; empty: cluster_secret_path(head_port),
+  // where a head of the same user on this machine writes it.
+  std::string secret_file;
 };
 
 // Connects to the head (retrying until opts.join_timeout_s; TLS when configured),

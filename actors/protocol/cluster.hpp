@@ -15,6 +15,8 @@ struct worker_facts {
   int cores = 0;         // std::thread::hardware_concurrency()
   int cuda_devices = 0;  // NVIDIA devices it sees (CUDA_VISIBLE_DEVICES honoured); no CUDA needed
   int protocol = 0;      // cluster protocol version; the head refuses another one
+  // Without TLS: the head's join secret (distributed/cluster_secret.hpp); empty with TLS.
+  std::string join_secret;
 };
 
 }  // namespace troupe

@@ -103,7 +103,8 @@ typename Inspector::result_type inspect(Inspector& f, reward_result& x) {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_facts& x) {
-  return f(caf::meta::type_name("troupe::worker_facts"), x.name, x.host, x.pid, x.cores, x.cuda_devices, x.protocol);
+  return f(caf::meta::type_name("troupe::worker_facts"), x.name, x.host, x.pid, x.cores, x.cuda_devices, x.protocol,
+           x.join_secret);
 }
 
 void register_message_types(caf::actor_system_config& cfg);

@@ -6,6 +6,7 @@
 
 #include "core/config_tree.hpp"
 #include "core/error.hpp"
+#include "core/net.hpp"
 #include "environments/external/external_env.hpp"
 #include "environments/options.hpp"
 
@@ -39,7 +40,7 @@ endpoint_parts parse_endpoint(const std::string& e) {
   if (!digits || std::stoi(port) < 1 || std::stoi(port) > 65535)
     throw input_error(key + "'" + e + "': port '" + port + "' is not in 1-65535");
   if (p.host == "*") throw input_error(key + "'" + e + "': '*' is for servers binding; name the server's host");
-  p.local = p.host == "localhost" || p.host.rfind("127.", 0) == 0 || p.host == "[::1]" || p.host == "::1";
+  p.local = is_loopback_host(p.host);
   return p;
 }
 

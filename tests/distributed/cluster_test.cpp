@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
 
 #include <condition_variable>
 #include <filesystem>
@@ -19,6 +20,7 @@
 
 #include "actors/protocol/atoms.hpp"
 #include "distributed/cluster.hpp"
+#include "distributed/cluster_secret.hpp"
 #include "distributed/cluster_tls.hpp"
 #include "actors/protocol/errors.hpp"
 #include "experiments/experiment_config.hpp"
@@ -301,6 +303,85 @@ TEST(cluster, events_of_remote_actors_reach_the_heads_store_with_the_workers_nam
   self->send_exit(store, caf::exit_reason::user_shutdown);
 }
 
+// The registry is published on the cluster address: a peer that connects without
+// joining cannot write into the run's history.
+TEST(cluster, events_from_a_node_that_has_not_joined_are_refused) {
+  rig r(loopback());
+  auto log = std::make_shared<event_log>();
+  auto store = r.h.sys->spawn(fake_store, log);
+  r.head->forward_events_to(store);
+  node stranger;
+  auto registry = caf::io::remote_actor(*stranger.sys, "127.0.0.1", r.head->port());
+  ASSERT_TRUE(registry) << caf::to_string(registry.error());
+  caf::scoped_actor self{*stranger.sys};
+  caf::error refused;
+  self->request(*registry, 10s, event_atom::value, event_row{1.0, "restart", "env", "forged"})
+    .receive([](bool) { ADD_FAILURE() << "an event from a stranger was taken"; }, [&](caf::error& e) { refused = e; });
+  EXPECT_NE(render(refused).find("only joined workers may record events"), std::string::npos) << render(refused);
+  for (const auto& row : log->snapshot()) EXPECT_NE(row.message, "forged");
+  caf::scoped_actor head_self{*r.h.sys};
+  head_self->send_exit(store, caf::exit_reason::user_shutdown);
+}
+
+// Without TLS the head listens on loopback, where every user of the machine can
+// connect: a worker joins only with the head's secret, which the head's user alone can
+// read. A worker of that user finds it by itself.
+TEST(cluster, without_tls_a_worker_needs_the_heads_join_secret) {
+  std::string secret_file;
+  {
+    rig r(loopback());
+    secret_file = r.head->secret_file();
+    ASSERT_FALSE(secret_file.empty());
+    struct stat st {};
+    ASSERT_EQ(::stat(secret_file.c_str(), &st), 0) << secret_file;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << "readable by the head's user only";
+    const auto secret = read_cluster_secret(secret_file);
+    ASSERT_TRUE(secret.has_value());
+    EXPECT_EQ(secret->size(), 64u);
+
+    testing::temp_dir dir;
+    auto wrong = joining(*r.head, "intruder");
+    wrong.secret_file = dir.write("guess.secret", std::string(64, '0') + "\n");
+    wrong.join_timeout_s = 1;
+    auto& refused = r.add(wrong);
+    refused.join();
+    EXPECT_EQ(refused.code, -2);
+    EXPECT_NE(refused.error.find("refused worker 'intruder': wrong join secret"), std::string::npos) << refused.error;
+
+    auto none = joining(*r.head, "nosecret");
+    none.secret_file = (dir.path() / "missing.secret").string();
+    none.join_timeout_s = 1;
+    auto& empty = r.add(none);
+    empty.join();
+    EXPECT_NE(empty.error.find("it showed no join secret"), std::string::npos) << empty.error;
+
+    r.add(joining(*r.head, "w1"));  // the default: the head's own file
+    EXPECT_EQ(r.head->wait_for({"w1"}).size(), 1u);
+    EXPECT_EQ(r.head->workers().size(), 1u) << "only w1 joined";
+  }
+  EXPECT_FALSE(std::filesystem::exists(secret_file)) << "the head removes its secret when it ends";
+}
+
+TEST(cluster_secret, is_random_compared_whole_and_written_for_its_owner_only) {
+  const auto a = make_cluster_secret(), b = make_cluster_secret();
+  EXPECT_EQ(a.size(), 64u);
+  EXPECT_NE(a, b);
+  EXPECT_TRUE(same_secret(a, a));
+  EXPECT_FALSE(same_secret(a, b));
+  EXPECT_FALSE(same_secret(a, a.substr(0, 63)));
+  EXPECT_FALSE(same_secret("", a));
+  testing::temp_dir dir;
+  const std::string path = (dir.path() / "sub" / "s.secret").string();
+  write_cluster_secret(path, a);
+  EXPECT_EQ(read_cluster_secret(path), a);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir.path() / "sub").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  write_cluster_secret(path, b);  // a later head on the same port replaces it
+  EXPECT_EQ(read_cluster_secret(path), b);
+  EXPECT_FALSE(read_cluster_secret((dir.path() / "none").string()).has_value());
+}
+
 TEST(cluster, wait_for_times_out_naming_the_missing_worker_and_the_joined_ones) {
   rig r(loopback(1.0));
   auto& head = *r.head;
@@ -360,11 +441,13 @@ TEST(cluster, a_non_loopback_address_without_tls_is_refused) {
       << e.what();
   }
   worker_options o;
-  o.head_host = "10.1.2.3";
   o.head_port = 7420;
   o.name = "w1";
   node wn;
-  EXPECT_THROW(run_worker(*wn.sys, o), input_error);
+  for (const char* head : {"10.1.2.3", "127.evil.invalid"}) {
+    o.head_host = head;
+    EXPECT_THROW(run_worker(*wn.sys, o), input_error) << head;
+  }
 }
 
 TEST(cluster, a_killed_worker_process_is_reported_lost_and_a_finished_run_ends_the_others_cleanly) {
@@ -624,6 +707,22 @@ TEST(cluster_config, bad_placements_name_the_key) {
   EXPECT_NE(config_error("cluster:\n  listen: nowhere\n").find("cluster.listen: 'nowhere' is not HOST:PORT"),
             std::string::npos);
   EXPECT_NE(config_error("cluster:\n  listen: 0.0.0.0:7420\n").find("is not a loopback address"), std::string::npos);
+  // Loopback is what the host resolves to, not how its name starts.
+  EXPECT_NE(config_error("cluster:\n  listen: 127.evil.invalid:7420\n").find("is not a loopback address"),
+            std::string::npos);
+  EXPECT_EQ(config_error("cluster:\n  listen: localhost:7420\n"), "");
+  // Off loopback (with TLS), the unencrypted data plane needs the user's explicit word.
+  const std::string tls = "  tls: {certificate: a.crt, key: a.key, cafile: ca.crt}\n";
+  const std::string remote = "cluster:\n  listen: 10.1.2.3:7420\n" + tls;
+  EXPECT_NE(config_error(remote + "  workers: [{name: g, generators: 1}]\n")
+              .find("cluster.data_plane: the workers' generators and trainer ranks"),
+            std::string::npos);
+  EXPECT_NE(config_error(remote + "  workers: [{name: t, trainer_ranks: 1}]\n").find("cluster.data_plane"),
+            std::string::npos);
+  EXPECT_EQ(config_error(remote + "  workers: [{name: g, generators: 1}]\n  data_plane: insecure-private-network\n"),
+            "");
+  EXPECT_EQ(config_error(remote + "  workers: [{name: e, env_hosts: 2}]\n"), "") << "env hosts talk over TLS only";
+  EXPECT_NE(config_error("cluster:\n  data_plane: open\n").find("cluster.data_plane"), std::string::npos);
   EXPECT_NE(config_error("cluster:\n  tls: {certificate: /nonexistent.crt}\n").find("cluster.tls.key: empty"),
             std::string::npos);
   // The files are read when the head starts.

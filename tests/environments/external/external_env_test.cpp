@@ -274,6 +274,9 @@ TEST(external_env_options, remote_endpoints_need_curve_or_an_explicit_opt_out) {
   EXPECT_NO_THROW(make_environment("external", {{"env", "x"}, {"endpoint", "tcp://10.1.2.3:5555"},
                                                 {"curve_server_key", "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"}}));
   EXPECT_NO_THROW(make_environment("external", {{"env", "x"}, {"endpoint", "tcp://localhost:5555"}}));
+  // Local is what the host resolves to: a name that merely starts like 127.* is remote.
+  EXPECT_HAS(error_of([] { make_environment("external", {{"env", "x"}, {"endpoint", "tcp://127.evil.invalid:5555"}}); }),
+             "is not on this machine");
   EXPECT_NO_THROW(make_environment("external", {{"env", "x"}, {"endpoint", "ipc:///tmp/troupe-env"}}));
 }
 
