@@ -169,8 +169,8 @@ struct cluster_head::state {
   caf::actor store;
   bool ending = false;
   bool tls = false;  // joins are then held to the name on the worker's certificate
-  std::string secret;       // without TLS: what a joining worker must show
-  std::string secret_file;  // where the head wrote it (removed when the head ends)
+  std::string secret;       // without TLS: what a joining worker must show (set before the registry runs)
+  std::string secret_file;  // where the head wrote it (removed when the head ends); under `m`
 };
 
 namespace {
@@ -257,9 +257,14 @@ caf::behavior registry(caf::event_based_actor* self, std::shared_ptr<cluster_hea
         // Loopback only, but open to every user of the machine: the join secret, which
         // only the head's user can read, is the proof.
         if (same_secret(f.join_secret, st->secret)) return admit(self, st, f, spawner_handle);
+        std::string file;
+        {
+          std::lock_guard<std::mutex> lock(st->m);  // written by the head after it listens
+          file = st->secret_file;
+        }
         const std::string text = "refused worker '" + f.name + "': " +
                                  (f.join_secret.empty() ? "it showed no join secret" : "wrong join secret") +
-                                 " (a worker reads it from " + st->secret_file +
+                                 " (a worker reads it from " + file +
                                  ", which only the head's user can read; or give it --secret-file)";
         log_line(text);
         report_refusal(st, text, "join_refused");
@@ -404,9 +409,13 @@ cluster_head::cluster_head(caf::actor_system& sys, const cluster_config& cfg)
   port_ = *bound;
   if (!st_->tls) {
     // Workers that connect before the file is there retry their join (run_worker).
-    st_->secret_file = cluster_secret_path(port_);
+    const auto file = cluster_secret_path(port_);
+    {
+      std::lock_guard<std::mutex> lock(st_->m);
+      st_->secret_file = file;
+    }
     try {
-      write_cluster_secret(st_->secret_file, st_->secret);
+      write_cluster_secret(file, st_->secret);
     } catch (...) {
       caf::io::unpublish(registry_, port_);
       caf::anon_send_exit(registry_, caf::exit_reason::user_shutdown);
@@ -434,12 +443,15 @@ cluster_head::~cluster_head() {
   // own unpublish does not compile in 0.17.6).
   caf::io::unpublish(registry_, port_);
   caf::anon_send_exit(registry_, caf::exit_reason::user_shutdown);
-  if (!st_->secret_file.empty()) ::unlink(st_->secret_file.c_str());
+  if (const auto file = secret_file(); !file.empty()) ::unlink(file.c_str());
 }
 
 std::uint16_t cluster_head::port() const { return port_; }
 
-std::string cluster_head::secret_file() const { return st_->secret_file; }
+std::string cluster_head::secret_file() const {
+  std::lock_guard<std::mutex> lock(st_->m);
+  return st_->secret_file;
+}
 
 std::string cluster_head::endpoint() const {
   auto host = parse_host_port(cfg_.listen, "cluster.listen", true).host;
