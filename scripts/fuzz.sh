@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target with clang (address + undefined sanitizers) and runs it.
 #   scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR] [SEED]
-# TARGET is safetensors, tokenizer, environments, rails or env_protocol; each fuzzes a
-# parser of outside bytes. The corpus starts from tests/fuzz/corpus/TARGET and grows in
-# BUILD_DIR. A crash leaves its input in BUILD_DIR and the script exits non-zero.
-# SEED 0 (the default) is a random seed, for exploring; ctest passes a fixed one so that
-# a suite run repeats the same mutations instead of failing on a new random find.
+# TARGET is safetensors, tokenizer, environments, rails, env_protocol or model_files;
+# each fuzzes a parser of outside bytes. A crash leaves its input in BUILD_DIR and the
+# script exits non-zero.
+# SEED 0 (the default) is a random seed, for exploring: the corpus starts from
+# tests/fuzz/corpus/TARGET and grows in BUILD_DIR. ctest passes a fixed seed, and then
+# the corpus is a fresh copy of the committed one, so that every suite run repeats the
+# same mutations from the same start instead of failing on a new find.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=${1:?usage: scripts/fuzz.sh TARGET [SECONDS] [BUILD_DIR] [SEED]}
 seconds=${2:-20}
 out=${3:-build/fuzz}
 seed=${4:-0}
-mkdir -p "$out/corpus-$target"
+if [ "$seed" = 0 ]; then
+  corpus="$out/corpus-$target"
+  mkdir -p "$corpus"
+else
+  corpus=$(mktemp -d)
+  trap 'rm -rf "$corpus"' EXIT
+fi
+mkdir -p "$out"
 
 case "$target" in
   safetensors) sources="policies/safetensors.cpp core/error.cpp" ;;
@@ -22,7 +31,9 @@ case "$target" in
   rails)       sources="$(ls guardrails/*.cpp) core/config_tree.cpp core/config_binding.cpp core/error.cpp"
                libs="-lyaml-cpp -pthread" ;;
   env_protocol) sources="environments/external/env_protocol.cpp core/error.cpp" ;;
-  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, environments, rails, env_protocol)" >&2; exit 2 ;;
+  model_files) sources="policies/model_config.cpp policies/safetensors.cpp policies/tokenizers/tokenizer.cpp policies/tokenizers/bpe_tokenizer.cpp policies/tokenizers/char_tokenizer.cpp policies/tokenizers/unicode_text.cpp policies/tokenizers/unicode_nfc_tables.cpp policies/tokenizers/chat_template.cpp environments/datasets.cpp environments/arithmetic.cpp environments/expression.cpp environments/options.cpp environments/registry.cpp environments/tags.cpp environments/task_source.cpp environments/jsonl_tasks.cpp actors/cluster_config.cpp core/net.cpp core/config_binding.cpp core/config_tree.cpp core/error.cpp"
+               libs="-lyaml-cpp" ;;
+  *) echo "fuzz.sh: unknown target '$target' (safetensors, tokenizer, environments, rails, env_protocol, model_files)" >&2; exit 2 ;;
 esac
 
 bin="$out/${target}_fuzz"
@@ -33,4 +44,4 @@ clang++ -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
 seeds=()
 [ -d "tests/fuzz/corpus/$target" ] && seeds=("tests/fuzz/corpus/$target")
 "$bin" -seed="$seed" -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 \
-  -artifact_prefix="$out/crash-$target-" "$out/corpus-$target" "${seeds[@]}"
+  -artifact_prefix="$out/crash-$target-" "$corpus" "${seeds[@]}"
