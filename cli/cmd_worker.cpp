@@ -42,13 +42,15 @@ went away or could not be reached, 2 bad options or a refused join, 130 Ctrl-C.
 See docs/cluster.md.
 )";
 
-constexpr const char* cluster_usage = R"(usage: troupe cluster certs DIR [--nodes NAME,NAME,...] [--days N]
+constexpr const char* cluster_usage = R"(usage: troupe cluster certs DIR [--nodes NAME,NAME,...] [--head NAME] [--days N]
 
 Writes a CA (DIR/ca.crt, DIR/ca.key) and, for each node, a certificate signed by it
 (DIR/NAME.crt, DIR/NAME.key; EC P-256; keys readable by you only). An existing CA in
 DIR is reused, so nodes can be added later; existing node files are never overwritten.
 
   --nodes a,b,...   node names (default: head,worker)
+  --head NAME       the node whose certificate may serve as the head (default: head);
+                    the others' may only join, so a worker's key cannot pose as the head
   --days N          validity of the node certificates (default 825)
 
 Give every node its NAME.crt, NAME.key and ca.crt; keep ca.key off the workers.
@@ -131,9 +133,11 @@ int cmd_cluster(const args& a) {
   }
   std::string dir;
   std::string nodes = "head,worker";
+  std::string head = "head";
   int days = 825;
   for (std::size_t i = 1; i < a.size(); ++i) {
     if (a[i] == "--nodes") nodes = value_of(a, i, "cluster certs");
+    else if (a[i] == "--head") head = value_of(a, i, "cluster certs");
     else if (a[i] == "--days") {
       const std::string v = value_of(a, i, "cluster certs");
       if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1)
@@ -150,7 +154,7 @@ int cmd_cluster(const args& a) {
     names.push_back(nodes.substr(start, comma - start));
     start = comma + 1;
   }
-  for (const auto& path : write_cluster_certs(dir, names, days)) std::cout << "wrote " << path << '\n';
+  for (const auto& path : write_cluster_certs(dir, names, days, head)) std::cout << "wrote " << path << '\n';
   return 0;
 }
 

@@ -93,7 +93,9 @@ void add_extension(X509* cert, X509* issuer, int nid, const std::string& value) 
 
 // A certificate for `cn` and `key`, signed by `issuer_key` (self-signed when `issuer`
 // is null: the CA).
-cert_ptr make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, int days) {
+// `server`: the head's certificate, which may serve TLS; the others may only connect.
+cert_ptr make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_key, int days,
+                   bool server = false) {
   cert_ptr cert(X509_new());
   if (!cert) fail("cannot allocate a certificate");
   X509_set_version(cert.get(), 2);  // X.509 v3
@@ -121,8 +123,10 @@ cert_ptr make_cert(const std::string& cn, EVP_PKEY* key, X509* issuer, EVP_PKEY*
     add_extension(cert.get(), signer, NID_authority_key_identifier, "keyid");
     add_extension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
     add_extension(cert.get(), signer, NID_key_usage, "critical,digitalSignature,keyEncipherment");
-    // Both: a node is a server (the head) or a client (a worker) of a connection.
-    add_extension(cert.get(), signer, NID_ext_key_usage, "serverAuth,clientAuth");
+    // The head serves the cluster's connections; a worker only makes them. OpenSSL's
+    // clients check the server's certificate for serverAuth, so a worker's key cannot
+    // stand in for the head.
+    add_extension(cert.get(), signer, NID_ext_key_usage, server ? "serverAuth,clientAuth" : "clientAuth");
     add_extension(cert.get(), signer, NID_subject_alt_name, "DNS:" + cn + ",DNS:localhost,IP:127.0.0.1");
   }
   if (X509_sign(cert.get(), issuer_key, EVP_sha256()) == 0) fail("cannot sign the certificate of " + cn);
@@ -138,7 +142,7 @@ key_ptr make_key() {
 }  // namespace
 
 std::vector<std::string> write_cluster_certs(const std::string& dir, const std::vector<std::string>& nodes,
-                                             int days) {
+                                             int days, const std::string& head) {
   if (nodes.empty()) throw input_error("cluster certs: --nodes names no node");
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (auto bad = check_worker_name(nodes[i])) throw input_error("cluster certs: --nodes: " + *bad);
@@ -186,7 +190,7 @@ std::vector<std::string> write_cluster_certs(const std::string& dir, const std::
   }
   for (const auto& n : nodes) {
     key_ptr key = make_key();
-    cert_ptr cert = make_cert(n, key.get(), ca.get(), ca_key.get(), days);
+    cert_ptr cert = make_cert(n, key.get(), ca.get(), ca_key.get(), days, n == head);
     const std::string crt_path = (root / (n + ".crt")).string(), key_path = (root / (n + ".key")).string();
     write_file_atomically(key_path, pem_of(key.get()), 0600);
     write_file_atomically(crt_path, pem_of(cert.get()));

@@ -56,11 +56,13 @@ void remove_tls_refusal_sink(int id);
 std::optional<std::string> tls_peer_name(const std::string& host, std::uint16_t port);
 
 // `troupe cluster certs DIR --nodes a,b`: a CA (ca.crt, ca.key) and, for each node, a
-// certificate signed by it (NODE.crt, NODE.key), EC P-256, valid `days`. An existing
-// CA in DIR is reused, so nodes can be added later; an existing node file is an
-// input_error (never overwritten). Keys are written 0600, every file atomically.
-// Returns the paths written.
+// certificate signed by it (NODE.crt, NODE.key), EC P-256, valid `days`. The node named
+// `head` gets the head's role (extended key usage serverAuth and clientAuth); every other
+// node a worker's (clientAuth only), so that a worker's certificate cannot serve as the
+// head's. An existing CA in DIR is reused, so nodes can be added later; an existing node
+// file is an input_error (never overwritten). Keys are written 0600, every file
+// atomically. Returns the paths written.
 std::vector<std::string> write_cluster_certs(const std::string& dir, const std::vector<std::string>& nodes,
-                                             int days = 825);
+                                             int days = 825, const std::string& head = "head");
 
 }  // namespace troupe

@@ -597,6 +597,43 @@ TEST(cluster_tls, a_worker_with_a_certificate_from_another_ca_is_refused_and_the
   EXPECT_TRUE(head.workers().empty());
 }
 
+// Every node certificate is signed by the cluster's CA, but only the head's may serve:
+// a head that presents a worker's certificate (someone holding a worker's key, posing
+// as the head) is refused by the joining worker.
+TEST(cluster_tls, a_worker_certificate_cannot_serve_as_the_head) {
+  testing::temp_dir dir;
+  const std::string certs = dir / "certs";
+  write_cluster_certs(certs, {"head", "w1", "w2"});
+  auto c = loopback(3);
+  c.tls = {certs + "/w1.crt", certs + "/w1.key", certs + "/ca.crt", ""};
+  rig r(c);
+  auto o = joining(*r.head, "w2");
+  o.tls = {certs + "/w2.crt", certs + "/w2.key", certs + "/ca.crt", ""};
+  o.join_timeout_s = 2;
+  ::testing::internal::CaptureStderr();
+  auto& w = r.add(o);
+  // Waiting on the head, not on the worker: one that got in would serve until the head
+  // ends (the rig's destructor), so joining its thread here would hang.
+  EXPECT_ANY_THROW(r.head->wait_for({"w2"})) << "the worker joined a head with a worker's certificate";
+  if (!r.head->workers().empty()) {
+    ::testing::internal::GetCapturedStderr();
+    return;
+  }
+  w.join();
+  ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(w.code, -2);
+  EXPECT_NE(w.error.find("cannot reach the head"), std::string::npos) << w.error;
+
+  // The same worker joins the real head.
+  auto h = loopback(3);
+  h.tls = {certs + "/head.crt", certs + "/head.key", certs + "/ca.crt", ""};
+  rig real(h);
+  o.head_port = real.head->port();
+  o.join_timeout_s = 10;
+  real.add(o);
+  EXPECT_EQ(real.head->wait_for({"w2"}).size(), 1u);
+}
+
 TEST(cluster_tls, a_troupe_worker_process_that_trusts_another_ca_refuses_the_head_and_both_sides_log_it) {
   testing::temp_dir dir;
   const std::string certs = dir / "certs", other = dir / "other";
