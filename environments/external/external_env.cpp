@@ -212,9 +212,11 @@ class external_env::connection {
           if (ready_) {
             lost_ = true;
             last_event_ = "the server closed the connection, exited, or sent a frame over max_message_bytes";
-          } else {  // a CURVE server drops a plain client, or one with the wrong server key, this way
+          } else {  // a CURVE server drops a plain client, one with the wrong server key, or
+                    // one whose key its allowlist (ZAP) does not hold, this way
             last_event_ = curve_ ? "the server dropped the connection during the handshake: is curve_server_key "
-                                   "the server's public key?"
+                                   "the server's public key, and does the server admit this client's key "
+                                   "(curve_public_key, on its allowlist)?"
                                  : "the server dropped the connection during the handshake: does it require "
                                    "CURVE (curve_server_key)?";
           }

@@ -223,6 +223,25 @@ def error(rid, code, message):
     return {"type": "error", "id": rid, "code": code, "message": message}
 
 
+def loopback_endpoint(endpoint):
+    """Whether a tcp:// endpoint's host resolves to loopback addresses only (ipc:// and
+    inproc:// never leave the machine); '*' and unresolvable names are not loopback."""
+    import ipaddress
+    import socket
+    if not endpoint.startswith("tcp://"):
+        return endpoint.startswith(("ipc://", "inproc://"))
+    host = endpoint[len("tcp://"):].rsplit(":", 1)[0].strip("[]")
+    if host == "*":
+        return False
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except socket.gaierror:
+        return False
+    addrs = [ipaddress.ip_address(i[4][0].split("%")[0]) for i in infos]
+    return bool(addrs) and all(a.is_loopback or (a.version == 6 and a.ipv4_mapped is not None
+                                                  and a.ipv4_mapped.is_loopback) for a in addrs)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--endpoint", default=None, help="ZeroMQ endpoint to bind (default tcp://127.0.0.1:5555)")
@@ -230,6 +249,9 @@ def main():
     p.add_argument("--curve-secret-key-file", help="serve with CURVE: this server's certificate (public + secret), "
                    "as --make-curve-keys writes it")
     p.add_argument("--make-curve-keys", metavar="DIR", help="write server and client certificates to DIR and exit")
+    p.add_argument("--curve-allow", metavar="DIR",
+                   help="with CURVE: admit only clients whose public key is in DIR (the *.key certificates "
+                        "--make-curve-keys writes), checked through ZAP; required off loopback")
     faults = p.add_argument_group("faults, for tests")
     faults.add_argument("--crash-after-steps", type=int, default=None, help="answer N steps, then exit on the next")
     faults.add_argument("--hang-steps", type=int, default=0, help="never answer the first N step requests")
@@ -249,7 +271,28 @@ def main():
         p.error("give --endpoint or --port, not both")
     endpoint = args.endpoint or f"tcp://127.0.0.1:{5555 if args.port is None else args.port}"
 
-    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    # Plain text and unknown clients stay on this machine: off loopback the server needs
+    # CURVE and a client allowlist (anyone may know the server's public key).
+    remote = not loopback_endpoint(endpoint)
+    if remote and not args.curve_secret_key_file:
+        p.error(f"{endpoint} is not a loopback address: serve it with CURVE (--curve-secret-key-file) and "
+                "--curve-allow DIR, or bind 127.0.0.1")
+    if remote and not args.curve_allow:
+        p.error(f"{endpoint} is not a loopback address: name the clients it admits with --curve-allow DIR")
+    if args.curve_allow and not args.curve_secret_key_file:
+        p.error("--curve-allow needs CURVE: give --curve-secret-key-file too")
+    if args.curve_allow and not os.path.isdir(args.curve_allow):
+        p.error(f"--curve-allow: {args.curve_allow} is not a directory")
+
+    ctx = zmq.Context.instance()
+    if args.curve_allow:
+        # ZAP: the context's authenticator answers every CURVE handshake; only the keys in
+        # the folder pass. The thread lives as long as the server.
+        from zmq.auth.thread import ThreadAuthenticator
+        auth = ThreadAuthenticator(ctx)
+        auth.start()
+        auth.configure_curve(domain="*", location=args.curve_allow)
+    sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
     if args.curve_secret_key_file:

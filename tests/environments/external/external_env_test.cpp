@@ -5,6 +5,10 @@
 // longer than a second.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
 #include <functional>
 
 #include "core/error.hpp"
@@ -261,7 +265,52 @@ TEST_F(external_env_test, curve_server_accepts_the_right_server_key_only) {
     client("arithmetic", {{"connect_timeout_ms", hang_timeout}, {"curve_server_key_file", keys / "client.key"}});
   err = error_of([&] { wrong_key->reset(arithmetic_task()); });
   EXPECT_HAS(err, "handshake: cannot connect within 500 ms (the server dropped the connection during the "
-                  "handshake: is curve_server_key the server's public key?)");
+                  "handshake: is curve_server_key the server's public key, and does the server admit this "
+                  "client's key (curve_public_key, on its allowlist)?)");
+}
+
+// The reference server admits only the client keys of its --curve-allow folder (ZAP):
+// knowing the server's public key, which is public, is not enough.
+TEST_F(external_env_test, a_curve_allowlist_admits_listed_client_keys_only) {
+  testing::temp_dir keys, allowed;
+  ASSERT_EQ(std::system((std::string(python) + " " + server_py + " --make-curve-keys '" + keys.path().string() +
+                         "' >/dev/null").c_str()),
+            0);
+  std::filesystem::copy_file(keys / "client.key", allowed / "client.key");
+  server.start({"--port", "0", "--curve-secret-key-file", keys / "server.key_secret", "--curve-allow",
+                allowed.path().string()});
+  auto listed = client("arithmetic", {{"curve_server_key_file", keys / "server.key"},
+                                      {"curve_public_key_file", keys / "client.key"},
+                                      {"curve_secret_key_file", keys / "client.key_secret"}});
+  expect_healthy_episode(*listed);
+  // A throwaway client key pair: the server knows it not.
+  auto stranger = client("arithmetic", {{"connect_timeout_ms", hang_timeout}, {"curve_server_key_file", keys / "server.key"}});
+  const std::string err = error_of([&] { stranger->reset(arithmetic_task()); });
+  EXPECT_HAS(err, "handshake: cannot connect within 500 ms (the server dropped the connection during the handshake");
+  EXPECT_HAS(err, "does the server admit this client's key (curve_public_key, on its allowlist)?");
+}
+
+// Off loopback the reference server will not serve plain text, nor CURVE to any client.
+TEST_F(external_env_test, the_reference_server_refuses_to_listen_off_loopback_without_curve_and_an_allowlist) {
+  testing::temp_dir dir;
+  auto refused = [&](const std::string& args) {
+    const std::string err = dir / "err.txt";
+    const int status = std::system((std::string(python) + " " + server_py + " " + args + " >/dev/null 2>'" + err + "'").c_str());
+    std::ifstream in(err);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(WEXITSTATUS(status), 2) << text;
+    return text;
+  };
+  const std::string plain = refused("--endpoint tcp://0.0.0.0:0");
+  EXPECT_HAS(plain, "tcp://0.0.0.0:0 is not a loopback address: serve it with CURVE");
+  const std::string lookalike = refused("--endpoint tcp://127.evil.invalid:0");
+  EXPECT_HAS(lookalike, "is not a loopback address");
+  ASSERT_EQ(std::system((std::string(python) + " " + server_py + " --make-curve-keys '" + dir.path().string() +
+                         "' >/dev/null").c_str()),
+            0);
+  const std::string open_curve = refused("--endpoint tcp://0.0.0.0:0 --curve-secret-key-file '" +
+                                         (dir / "server.key_secret") + "'");
+  EXPECT_HAS(open_curve, "name the clients it admits with --curve-allow DIR");
 }
 
 // Options are checked before anything connects.
