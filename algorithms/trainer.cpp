@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <limits>
 #include <mutex>
 
@@ -592,7 +593,12 @@ void trainer::save_checkpoint(const std::string& dir) {
     auto cpu = at::detail::getDefaultCPUGenerator();
     state.write("rng_cpu", generator_state(cpu));
     state.write("rng_trainer", generator_state(generator_));
-    state.save_to((tmp / state_file_name).string());
+    // Into memory, then to the file with checked writes: LibTorch's own file writer
+    // throws again from its destructor when a write fails (a full disk), which ends
+    // the process through std::terminate instead of failing this checkpoint.
+    std::ostringstream bytes;
+    state.save_to(bytes);
+    write_file_atomically((tmp / state_file_name).string(), bytes.str());
   } catch (const std::exception& e) {
     fail(e.what());
   }

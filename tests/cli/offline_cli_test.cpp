@@ -12,6 +12,7 @@
 
 #include "core/store.hpp"
 #include "policies/checkpoint.hpp"
+#include "tests/support/private_mount.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace troupe {
@@ -179,6 +180,42 @@ TEST(offline_cli, distill_without_its_teacher_says_how_to_make_the_teacher) {
   r = troupe(dir, "run '" + config + "'");
   EXPECT_NE(r.err.find("of the run runs/teacher, which has not saved it; train that run first"), std::string::npos)
     << r.err;
+}
+
+// A disk that fills up mid-run (a small tmpfs in a mount namespace of its own): the
+// checkpoint that does not fit fails the run with the reason, leaves no half-written
+// directory, and the checkpoint before it resumes the run once there is space again.
+// (Before the fix LibTorch's file writer threw from its destructor and the process
+// ended in std::terminate, with a .tmp- directory left behind.)
+TEST(offline_cli, a_full_disk_fails_the_run_cleanly_and_its_last_checkpoint_resumes_with_space) {
+  testing::temp_dir dir;
+  const std::string small = dir / "small", saved = dir / "saved";
+  fs::create_directories(small);
+  const std::string cfg = "'" + examples_dir + "sft_arithmetic.yaml' sft.steps=30 sft.checkpoint_every=10 "
+                          "sft.eval_every=0 system.progress=log";
+  // 8 MiB: the store and one checkpoint (about 4.7 MB: the weights and AdamW's state).
+  const int rc = testing::run_with_private_tmpfs(small, /*read_only=*/false, 8 << 20, [&] {
+    const std::string cmd = "cd '" + small + "' && '" TROUPE_BINARY "' run " + cfg + " run.name=full >'" +
+                            (dir / "out.txt") + "' 2>&1; echo $? >'" + (dir / "code.txt") + "'; cp -a runs '" +
+                            saved + "'";
+    return std::system(cmd.c_str()) == 0 ? 0 : 3;
+  });
+  ASSERT_EQ(rc, 0) << "77: no mount namespaces here";
+  const std::string out = slurp(dir / "out.txt");
+  EXPECT_EQ(slurp(dir / "code.txt"), "1\n") << out;
+  EXPECT_NE(out.find("checkpoint '" + small + "/runs/full/checkpoints/step_000020': cannot write"), std::string::npos)
+    << out;
+  EXPECT_NE(out.find("No space left on device"), std::string::npos) << out;
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(saved + "/full/checkpoints")) left.push_back(e.path().filename().string());
+  EXPECT_EQ(left, std::vector<std::string>{"step_000010"}) << "no half-written checkpoint stays behind";
+
+  auto r = troupe(dir, "run --resume saved/full");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("from checkpoint checkpoints/step_000010"), std::string::npos) << r.out;
+  auto store = run_store::open(saved + "/full/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.info().status, "finished");
+  EXPECT_EQ(store.checkpoints().back().path, "checkpoints/step_000030");
 }
 
 // Every metric but wall-clock figures (time/*, */tokens_per_s), keyed by name, in step
