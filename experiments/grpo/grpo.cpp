@@ -57,6 +57,7 @@ T grpo_run::ask_ranks(F&& ask_rank0) {
   try {
     return ask_rank0();
   } catch (const system_error& e) {
+    if (ranks_.empty()) throw;  // one trainer: its own error says it all (a full disk, ...)
     throw system_error(std::string("data-parallel training failed: ") + e.what() + "; the run stops at its last checkpoint" +
                        (last_checkpoint_ >= 0 ? " (GRPO step " + std::to_string(last_checkpoint_) + ")" : std::string()) +
                        ": troupe run --resume " + ctx_.run_path + " continues once every worker of cluster.workers has joined again");

@@ -16,6 +16,7 @@
 #include "policies/safetensors.hpp"
 #include "core/store.hpp"
 #include "tests/support/env_server.hpp"
+#include "tests/support/private_mount.hpp"
 #include "tests/support/temp_dir.hpp"
 
 namespace troupe {
@@ -147,6 +148,30 @@ TEST(cli, smoke_run_writes_a_store_that_runs_list_show_and_export_read) {
   EXPECT_EQ(nope.code, 2);
   EXPECT_NE(nope.err.find("did you mean 'smoke/requests'"), std::string::npos) << nope.err;
   EXPECT_EQ(troupe(dir, "runs plot s1").code, 2) << "a smoke run has none of the default panels";
+}
+
+// A GRPO run of one trainer whose first checkpoint does not fit on the disk (a small
+// tmpfs in a mount namespace): it fails with the checkpoint's own reason, not as a
+// data-parallel failure that asks for cluster workers.
+TEST(cli, a_grpo_checkpoint_on_a_full_disk_fails_the_run_with_its_own_reason) {
+  testing::temp_dir dir;
+  const std::string small = dir / "small";
+  fs::create_directories(small);
+  const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
+  const int rc = testing::run_with_private_tmpfs(small, /*read_only=*/false, 400 << 10, [&] {
+    const std::string cmd = "cd '" + small + "' && '" TROUPE_BINARY "' run '" + example +
+                            "' run.name=g sft.steps=2 grpo.steps=4 grpo.eval_every=0 system.progress=off >'" +
+                            (dir / "out.txt") + "' 2>&1; echo $? >'" + (dir / "code.txt") + "'";
+    return std::system(cmd.c_str()) == 0 ? 0 : 3;
+  });
+  ASSERT_EQ(rc, 0) << "77: no mount namespaces here";
+  const std::string out = slurp(dir / "out.txt");
+  EXPECT_EQ(slurp(dir / "code.txt"), "1\n") << out;
+  EXPECT_NE(out.find("troupe: system_failure (checkpoint '" + small + "/runs/g/checkpoints/step_000000': cannot write"),
+            std::string::npos)
+    << out;
+  EXPECT_NE(out.find("No space left on device"), std::string::npos) << out;
+  EXPECT_EQ(out.find("data-parallel"), std::string::npos) << out;
 }
 
 TEST(cli, ctrl_c_stops_a_run_at_the_next_step_and_records_it_as_stopped) {
