@@ -174,6 +174,31 @@ TEST(cli, a_grpo_checkpoint_on_a_full_disk_fails_the_run_with_its_own_reason) {
   EXPECT_EQ(out.find("data-parallel"), std::string::npos) << out;
 }
 
+// The store itself filling the disk (a run without checkpoints in a 200 KiB tmpfs): the
+// run fails with SQLite's reason, and what the store holds stays readable and whole.
+TEST(cli, a_store_that_fills_the_disk_fails_the_run_and_stays_readable) {
+  testing::temp_dir dir;
+  const std::string small = dir / "small", saved = dir / "saved";
+  fs::create_directories(small);
+  const int rc = testing::run_with_private_tmpfs(small, /*read_only=*/false, 200 << 10, [&] {
+    const std::string cmd = "cd '" + small + "' && '" TROUPE_BINARY "' run '" + smoke +
+                            "' run.name=s smoke.steps=1000000 system.progress=off >'" + (dir / "out.txt") +
+                            "' 2>&1; echo $? >'" + (dir / "code.txt") + "'; cp -a runs '" + saved + "'";
+    return std::system(cmd.c_str()) == 0 ? 0 : 3;
+  });
+  ASSERT_EQ(rc, 0) << "77: no mount namespaces here";
+  const std::string out = slurp(dir / "out.txt");
+  EXPECT_EQ(slurp(dir / "code.txt"), "1\n") << out;
+  EXPECT_NE(out.find("database or disk is full"), std::string::npos) << out;
+  EXPECT_NE(out.find("run failed: runs/s"), std::string::npos) << out;
+  auto store = run_store::open(saved + "/s/store.sqlite", store_mode::read_only);
+  const auto steps = store.metrics("smoke/requests").size();
+  EXPECT_GT(steps, 0u);
+  EXPECT_LT(steps, 1000000u);
+  const auto status = store.info().status;  // the full disk may not take the run's end either
+  EXPECT_TRUE(status == "failed" || status == "running") << status;
+}
+
 TEST(cli, ctrl_c_stops_a_run_at_the_next_step_and_records_it_as_stopped) {
   testing::temp_dir dir;
   // SIGINT as a terminal's Ctrl-C sends it, once the run's log shows its third step: the
