@@ -1,18 +1,14 @@
 #include "distributed/cluster_secret.hpp"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <sstream>
 
 #include "core/error.hpp"
+#include "core/run_dir.hpp"
 
 namespace troupe {
 
@@ -43,17 +39,10 @@ void write_cluster_secret(const std::string& path, const std::string& secret) {
   if (ec) throw system_error("cluster join secret: cannot create " + dir.string() + ": " + ec.message());
   // The folder holds secrets: its owner alone may list or enter it.
   ::chmod(dir.c_str(), 0700);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) throw system_error("cluster join secret: cannot write " + tmp + ": " + std::strerror(errno));
-  const std::string text = secret + "\n";
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int why = ok ? errno : err;
-    ::unlink(tmp.c_str());
-    throw system_error("cluster join secret: cannot write " + path + ": " + std::strerror(why));
+  try {
+    write_file_atomically(path, secret + "\n", 0600);
+  } catch (const system_error& e) {
+    throw system_error(std::string("cluster join secret: ") + e.what());
   }
 }
 

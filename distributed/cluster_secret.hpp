@@ -18,7 +18,7 @@ std::string cluster_secret_path(std::uint16_t port);
 // 32 random bytes (std::random_device: the kernel's getrandom), as 64 hex digits.
 std::string make_cluster_secret();
 
-// Writes `secret` to `path` with mode 0600, through a temporary file renamed into place,
+// Writes `secret` to `path` with mode 0600 (core/run_dir.hpp write_file_atomically),
 // creating its folder with mode 0700. Throws system_error naming the path.
 void write_cluster_secret(const std::string& path, const std::string& secret);
 
