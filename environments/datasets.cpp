@@ -27,7 +27,7 @@ void for_each_json_line(const std::string& path, F&& on_line) {
     json j;
     try {
       j = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double (1e999)
       throw input_error(where + ": not valid JSON (" + std::string(e.what()) + ")");
     }
     if (!j.is_object()) throw input_error(where + ": expected a JSON object, got " + std::string(j.type_name()));

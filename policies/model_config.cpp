@@ -104,7 +104,7 @@ model_config parse_model_config(const std::string& json_text, const std::string&
   json j;
   try {
     j = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number past double (1e999)
     throw input_error(source + ": invalid JSON: " + e.what());
   }
   if (!j.is_object()) throw input_error(source + ": expected a JSON object");

@@ -61,6 +61,8 @@ TEST(datasets, every_bad_sft_line_is_refused_with_its_file_and_line) {
   };
   const std::vector<bad_case> cases = {
     {"{\"prompt\": \"a\", \"response\": ", "not valid JSON"},
+    // nlohmann throws out_of_range, not parse_error, for a number past double's range.
+    {"{\"prompt\": \"a\", \"response\": \"b\", \"score\": 1e999}", "number overflow parsing '1e999'"},
     {"[1, 2]", "expected a JSON object"},
     {"{\"prompt\": \"a\"}", "missing \"response\""},
     {"{\"response\": \"b\"}", "missing \"prompt\" (or \"messages\")"},

@@ -42,8 +42,11 @@ void write(const fs::path& p, const std::string& text) {
 // a small tokenizer.json and a one-tensor shard.
 const fs::path& scratch() {
   static const fs::path dir = [] {
-    fs::path d = fs::temp_directory_path() / ("troupe-fuzz-model-files-" + std::to_string(::getpid()));
-    fs::create_directories(d);
+    // mkdtemp's name has the same length in every run: the paths end up in error
+    // messages, and a fixed-seed run (ctest) should take the same branches each time.
+    std::string name = (fs::temp_directory_path() / "troupe-fuzz-model-files-XXXXXX").string();
+    if (::mkdtemp(name.data()) == nullptr) std::abort();
+    const fs::path d = name;
     std::ifstream tok("tests/fixtures/tokenizers/gpt2/tokenizer.json", std::ios::binary);
     std::string text((std::istreambuf_iterator<char>(tok)), std::istreambuf_iterator<char>());
     if (text.empty()) std::abort();  // run from the repository root (scripts/fuzz.sh does)

@@ -169,6 +169,8 @@ TEST(checkpoint, bad_checkpoints_name_the_file_and_the_tensor_or_key) {
 
   err = load_error("llama", [](const std::string& d) { replace_in_file(d + "/config.json", "{", "{{"); });
   EXPECT_NE(err.find("config.json: invalid JSON"), std::string::npos) << err;
+  err = load_error("llama", [](const std::string& d) { replace_in_file(d + "/config.json", "{", "{\"x\": 1e999, "); });
+  EXPECT_NE(err.find("config.json: invalid JSON: [json.exception.out_of_range.406] number overflow"), std::string::npos) << err;
 
   err = load_error("llama", [](const std::string& d) {
     rewrite_weights(d, [](auto& ts) { ts.push_back({"model.extra.weight", st_dtype::f32, {1}, ts[0].data, 4}); });
