@@ -8,27 +8,69 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "core/error.hpp"
 
 namespace troupe {
 
-int free_tcp_port(const std::string& host) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = 0;
-  // A host name (or an address of another family): a port free on every interface is
-  // free on that one too.
-  if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) a.sin_addr.s_addr = htonl(INADDR_ANY);
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw system_error(std::string("socket: ") + std::strerror(errno));
+int listen_tcp(const std::string& host, int port, const std::string& who) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string service = std::to_string(port);
+  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0 || found == nullptr)
+    throw system_error(who + ": cannot resolve '" + host + "': " + ::gai_strerror(rc));
+  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int err = errno;
+  if (fd >= 0) {
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(fd, found->ai_addr, found->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) {
+      ::freeaddrinfo(found);
+      return fd;
+    }
+    err = errno;
+    ::close(fd);
+  }
+  ::freeaddrinfo(found);
+  throw system_error(who + ": cannot listen on " + host + ":" + service + ": " + std::strerror(err));
+}
+
+namespace {
+
+// Reserved listeners by port, until claimed.
+std::mutex reserved_mutex;
+std::map<int, int> reserved;
+
+}  // namespace
+
+int reserve_tcp_port(const std::string& host) {
+  const int fd = listen_tcp(host, 0, "port reservation");
+  sockaddr_storage a{};
   socklen_t len = sizeof a;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) throw system_error("no free TCP port on " + host + ": " + std::strerror(err));
-  return ntohs(a.sin_port);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    const int err = errno;
+    ::close(fd);
+    throw system_error("port reservation on " + host + ": getsockname: " + std::strerror(err));
+  }
+  const int port = ntohs(a.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&a)->sin6_port
+                                                 : reinterpret_cast<sockaddr_in*>(&a)->sin_port);
+  std::lock_guard<std::mutex> lock(reserved_mutex);
+  reserved[port] = fd;
+  return port;
+}
+
+int take_reserved_listener(int port) {
+  std::lock_guard<std::mutex> lock(reserved_mutex);
+  const auto it = reserved.find(port);
+  if (it == reserved.end()) return -1;
+  const int fd = it->second;
+  reserved.erase(it);
+  return fd;
 }
 
 namespace {

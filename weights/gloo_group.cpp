@@ -1,49 +1,10 @@
 #include "weights/gloo_group.hpp"
 
-#include <netdb.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "weights/tcp_rendezvous.hpp"
 #include "core/error.hpp"
+#include "core/net.hpp"
 
 namespace troupe {
-
-namespace {
-
-// Rank 0's listening socket for the TCPStore, bound to `host` (its first address) and
-// `port`: handed to c10d (TCPStoreOptions::masterListenFd), whose own server would listen
-// on every interface. The store has neither encryption nor authentication, so it must
-// listen where the user said, never on 0.0.0.0 or ::.
-int listen_on(const std::string& host, int port, const std::string& who) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICSERV;
-  addrinfo* found = nullptr;
-  const std::string service = std::to_string(port);
-  if (int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &found); rc != 0 || found == nullptr)
-    throw system_error(who + ": cannot resolve '" + host + "': " + ::gai_strerror(rc));
-  const int fd = ::socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int err = errno;
-  if (fd >= 0) {
-    const int one = 1;
-    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (::bind(fd, found->ai_addr, found->ai_addrlen) == 0 && ::listen(fd, SOMAXCONN) == 0) {
-      ::freeaddrinfo(found);
-      return fd;
-    }
-    err = errno;
-    ::close(fd);
-  }
-  ::freeaddrinfo(found);
-  throw system_error(who + ": cannot listen on " + host + ":" + service + ": " + std::strerror(err));
-}
-
-}  // namespace
 
 tcp_rendezvous join_tcp_store(const std::string& host, int port, int rank, int world_size, double timeout_s,
                               const std::string& who) {
@@ -63,7 +24,13 @@ tcp_rendezvous join_tcp_store(const std::string& host, int port, int rank, int w
     so.numWorkers = static_cast<std::size_t>(world_size);
     so.waitWorkers = false;
     so.timeout = r.timeout;
-    if (so.isServer) so.masterListenFd = listen_on(host, port, who);  // c10d owns it from here
+    // Rank 0 hands c10d its own listener, bound to `host` (c10d's would listen on every
+    // interface, and the store has neither encryption nor authentication): the one this
+    // process reserved for the port (core/net.hpp), or a new one. c10d owns it from here.
+    if (so.isServer) {
+      so.masterListenFd = take_reserved_listener(port);
+      if (so.masterListenFd < 0) so.masterListenFd = listen_tcp(host, port, who);
+    }
     r.store = c10::make_intrusive<c10d::TCPStore>(host, so);
   } catch (const system_error&) {
     throw;

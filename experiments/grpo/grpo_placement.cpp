@@ -15,7 +15,10 @@ void grpo_run::join_cluster() {
     names.push_back(w.name);
     list += (list.empty() ? "" : ", ") + w.name;
   }
-  ctx_.out << "cluster: waiting for " << list << " (troupe worker --join " << head_->endpoint() << " --name NAME)\n";
+  // Flushed: whoever reads a pipe of this output (a launcher script) starts the workers
+  // on this line, which names the port when cluster.listen gave 0.
+  ctx_.out << "cluster: waiting for " << list << " (troupe worker --join " << head_->endpoint() << " --name NAME)"
+           << std::endl;
   head_->wait_for(names);
   ctx_.out << "cluster: every worker joined\n";
 }
@@ -58,7 +61,7 @@ generator_actor grpo_run::place_generators(causal_lm local_copy) {
       for (int i = 0; i < w.generators; ++i) {
         weight_link link;
         link.host = host;
-        link.port = free_tcp_port(host);
+        link.port = reserve_tcp_port(host);  // held until this process's link end serves it
         link.timeout_s = cfg_.cluster.spawn_timeout_s;
         link.transport = cfg_.weight_sync.transport;
         if (cfg_.weight_sync.codec == "fp8") link.fp8 = cfg_.weight_sync.fp8;  // the worker reads the same config
@@ -79,7 +82,7 @@ void grpo_run::place_trainer_ranks(trainer_actor_options& rank0) {
   data_parallel_options dp;
   dp.world_size = world;
   dp.host = link_host(cfg_.cluster);
-  dp.port = free_tcp_port(dp.host);
+  dp.port = reserve_tcp_port(dp.host);  // held until rank 0 (this process) serves it
   rank0.data_parallel = dp;
   const auto config_text = write_config(cfg_);
   for (const auto& w : cfg_.cluster.workers)

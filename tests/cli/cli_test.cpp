@@ -1,9 +1,14 @@
 // The `troupe` binary as a user runs it: exit codes, one-line errors, run directories.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <fstream>
 #include <sstream>
@@ -11,11 +16,11 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "core/net.hpp"
 #include "core/run_dir.hpp"
 #include "policies/safetensors.hpp"
 #include "core/store.hpp"
 #include "tests/support/env_server.hpp"
+#include "tests/support/listeners.hpp"
 #include "tests/support/private_mount.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -470,25 +475,70 @@ struct cluster_run {
   std::string log;
 };
 
-// `run` is what follows `troupe run`; the head listens on `port`.
+// `cmd` through /bin/sh (exec'd, so the pid is the command's), with stdout and stderr
+// to `out_fd` (-1: as they are).
+pid_t spawn_shell(const std::string& cmd, int out_fd = -1) {
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (out_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
+    posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
+  }
+  pid_t pid = -1;
+  if (::posix_spawn(&pid, argv[0], &fa, nullptr, const_cast<char* const*>(argv), environ) != 0)
+    ADD_FAILURE() << "cannot start: " << cmd;
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+// The processes of a cluster run while it is live: the head, then its workers.
+using live_hook = std::function<void(const std::string& line, const std::map<std::string, pid_t>& processes)>;
+
+// `run` is what follows `troupe run`, with cluster.listen=127.0.0.1:0 (the run's own
+// config, or given here): the head listens where the kernel lets it and says where in
+// its "troupe worker --join HOST:PORT" line, which is when gen-a and gen-b start. No
+// port is chosen ahead, so parallel tests cannot collide. With `kill_after`, `victim`
+// gets SIGKILL as the head prints a line containing it; `on_line` sees every line of
+// the head's while it runs. The head's output is read as it comes, so nothing here
+// waits on a clock.
 cluster_run run_with_workers(const testing::temp_dir& dir, const std::string& name, const std::string& run,
-                             const std::string& port, const std::string& kill_after = "",
-                             const std::string& victim = "gen-b") {
-  const std::string bin = TROUPE_BINARY;
-  std::string cmd = "cd '" + dir.path().string() + "' && (";
-  for (const std::string w : {"gen-a", "gen-b"})
-    cmd += "'" + bin + "' worker --join 127.0.0.1:" + port + " --name " + w + " --timeout 120 >" + name + "-" + w +
-           ".txt 2>&1 & " + (w == victim ? "victim=$!; " : "");
-  cmd += "'" + bin + "' run " + run + " >" + name + ".txt 2>&1 & pid=$!; ";
-  if (!kill_after.empty())
-    cmd += "until grep -qs '" + kill_after + "' " + name + ".txt || ! kill -0 $pid 2>/dev/null; do sleep 0.02; done; "
-           "kill -KILL $victim; ";
-  cmd += "wait $pid; echo $? > " + name + "-code.txt; wait)";
-  std::system(cmd.c_str());
+                             std::string kill_after = "", const std::string& victim = "gen-b",
+                             const live_hook& on_line = {}) {
+  const std::string cd = "cd '" + dir.path().string() + "' && exec '" TROUPE_BINARY "' ";
   cluster_run r;
-  r.log = slurp(dir / (name + ".txt"));
-  const auto code = slurp(dir / (name + "-code.txt"));
-  r.code = code.empty() ? -1 : std::stoi(code);
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    ADD_FAILURE() << "pipe";
+    return r;
+  }
+  std::map<std::string, pid_t> processes = {{"head", spawn_shell(cd + "run " + run + " </dev/null", out[1])}};
+  ::close(out[1]);
+  FILE* head = ::fdopen(out[0], "r");
+  const std::string join = "troupe worker --join 127.0.0.1:";
+  char line[4096];
+  while (std::fgets(line, sizeof line, head) != nullptr) {
+    const std::string text = line;
+    r.log += text;
+    if (const auto at = text.find(join); at != std::string::npos && processes.size() == 1) {
+      const auto digits = text.find_first_not_of("0123456789", at + join.size());
+      const auto port = text.substr(at + join.size(), digits - at - join.size());
+      for (const std::string w : {"gen-a", "gen-b"})
+        processes[w] = spawn_shell(cd + "worker --join 127.0.0.1:" + port + " --name " + w + " --timeout 120 >" + name +
+                                   "-" + w + ".txt 2>&1 </dev/null");
+    }
+    if (on_line) on_line(text, processes);
+    if (!kill_after.empty() && text.find(kill_after) != std::string::npos && processes.count(victim) != 0) {
+      ::kill(processes[victim], SIGKILL);
+      kill_after.clear();
+    }
+  }
+  std::fclose(head);
+  for (const auto& [who, pid] : processes) {  // workers end when their head does
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (who == "head") r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
   return r;
 }
 
@@ -504,13 +554,24 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
     << few.err;
   ASSERT_EQ(troupe(dir, "run '" + example + "' run.name=single " + settings).code, 0);
   const std::string head = "'" + cluster_example + "' " + settings;
-  auto at = [](const std::string& name) {  // a port of its own: parallel tests must not collide
-    const auto port = std::to_string(free_tcp_port());
-    return std::make_pair(port, " run.name=" + name + " cluster.listen=127.0.0.1:" + port);
+  auto at = [](const std::string& name) { return " run.name=" + name + " cluster.listen=127.0.0.1:0"; };
+  // While the run trains, no process of it listens on every interface: the CAF head and
+  // workers, the weight links' and trainer ranks' TCPStores and Gloo pairs all stay on
+  // loopback (/proc/net/tcp{,6}, by each process's socket inodes).
+  std::size_t listeners_seen = 0;
+  std::string wildcards;
+  const live_hook check_listeners = [&](const std::string& line, const std::map<std::string, pid_t>& processes) {
+    if (line.find("grpo 3/6") == std::string::npos) return;
+    for (const auto& [who, pid] : processes)
+      for (const auto& l : testing::listeners_of(pid)) {
+        ++listeners_seen;
+        if (testing::wildcard(l)) wildcards += who + ": " + l.table + " " + l.local + "\n";
+      }
   };
-  auto [port1, where1] = at("cluster");
-  auto clustered = run_with_workers(dir, "cluster", head + where1, port1);
+  auto clustered = run_with_workers(dir, "cluster", head + at("cluster"), "", "", check_listeners);
   ASSERT_EQ(clustered.code, 0) << clustered.log << slurp(dir / "cluster-gen-a.txt");
+  EXPECT_EQ(wildcards, "");
+  EXPECT_GE(listeners_seen, 3u) << "the head's cluster port, and a TCPStore for each weight link and the trainer ranks";
   auto one = run_store::open(dir / "runs/single/store.sqlite", store_mode::read_only);
   auto many = run_store::open(dir / "runs/cluster/store.sqlite", store_mode::read_only);
   const auto a = numbers(one), b = numbers(many);
@@ -527,8 +588,7 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
 
   // gen-b dies after step 2: its generator's and env host's requests go to gen-a, and
   // the run has every step.
-  auto [port2, where2] = at("lost");
-  auto lost = run_with_workers(dir, "lost", head + " grpo.steps=12" + where2, port2, "grpo 2/12");
+  auto lost = run_with_workers(dir, "lost", head + " grpo.steps=12" + at("lost"), "grpo 2/12");
   ASSERT_EQ(lost.code, 0) << lost.log;
   auto s = run_store::open(dir / "runs/lost/store.sqlite", store_mode::read_only);
   EXPECT_EQ(s.info().status, "finished");
@@ -540,9 +600,8 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
 
   // gen-a also holds trainer rank 1: the ranks' collective fails and the run stops with
   // what to do, at its last checkpoint.
-  auto [port3, where3] = at("rank_lost");
   auto rank_lost =
-    run_with_workers(dir, "rank_lost", head + " grpo.steps=12 grpo.checkpoint_every=3" + where3, port3, "grpo 4/12", "gen-a");
+    run_with_workers(dir, "rank_lost", head + " grpo.steps=12 grpo.checkpoint_every=3" + at("rank_lost"), "grpo 4/12", "gen-a");
   EXPECT_EQ(rank_lost.code, 1) << rank_lost.log;
   EXPECT_NE(rank_lost.log.find("data-parallel training failed"), std::string::npos) << rank_lost.log;
   EXPECT_NE(rank_lost.log.find("troupe run --resume"), std::string::npos) << rank_lost.log;
@@ -552,7 +611,7 @@ TEST(cli, grpo_runs_with_generator_workers_and_two_trainer_ranks_like_one_proces
     EXPECT_GE(r.checkpoints().size(), 2u);
   }
   // With the workers back (a replacement for gen-a), --resume finishes the run.
-  auto resumed = run_with_workers(dir, "resumed", "--resume runs/rank_lost", port3);
+  auto resumed = run_with_workers(dir, "resumed", "--resume runs/rank_lost");
   ASSERT_EQ(resumed.code, 0) << resumed.log;
   auto r = run_store::open(dir / "runs/rank_lost/store.sqlite", store_mode::read_only);
   EXPECT_EQ(r.info().status, "finished");

@@ -1,6 +1,7 @@
 // One data-parallel trainer rank as a process of its own, for data_parallel_test.cpp:
 //   data_parallel_rank PORT RANK WORLD MODE STEPS OUT_PREFIX TIMEOUT_S STALL_AFTER
-// Joins a Gloo group on 127.0.0.1:PORT and trains STEPS GRPO steps of loss MODE (token,
+// Joins a Gloo group on 127.0.0.1:PORT (PORT 0 at rank 0: a reserved port, written to
+// fd 3) and trains STEPS GRPO steps of loss MODE (token,
 // sequence, token_kl, gspo; data_parallel_fixture.hpp) in fp64 with microbatches of 2 on
 // its contiguous shard of each global batch, starting from its own initial weights (seed
 // 1 + RANK: the trainer must broadcast rank 0's). Writes OUT_PREFIX.params.pt (the
@@ -18,6 +19,7 @@
 
 #include "algorithms/data_parallel_gloo.hpp"
 #include "core/error.hpp"
+#include "core/net.hpp"
 #include "tests/distributed/data_parallel_actor_run.hpp"
 
 int main(int argc, char** argv) {
@@ -33,6 +35,12 @@ int main(int argc, char** argv) {
     data_parallel_options o;
     o.port = std::stoi(argv[1]);
     o.rank = std::stoi(argv[2]);
+    if (o.port == 0 && o.rank == 0) {  // reserve one and tell the test (on fd 3) for the other ranks
+      o.port = reserve_tcp_port();
+      const auto text = std::to_string(o.port);
+      if (::write(3, text.data(), text.size()) != static_cast<ssize_t>(text.size())) return 1;
+      ::close(3);
+    }
     o.world_size = std::stoi(argv[3]);
     o.timeout_s = std::stod(argv[7]);
     o.bucket_bytes = 16 << 10;  // many buckets for this tiny model, the embedding alone in one

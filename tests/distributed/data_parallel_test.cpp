@@ -3,12 +3,9 @@
 // on the whole batch, for every loss normalization; replicas stay identical, also after
 // a restore; a lost or stalled rank makes the other fail with a clear error, no hang.
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,20 +29,6 @@ namespace {
 
 using namespace troupe::testing;
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-    ADD_FAILURE() << "no free port";
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -54,13 +37,16 @@ std::string read_text(const std::string& path) {
 }
 
 // One rank process (posix_spawn: a fresh process, no fork of this one's torch
-// threads), its stderr in OUT_PREFIX.err.
+// threads), its stderr in OUT_PREFIX.err. Rank 0 started with port 0 reserves its own
+// (core/net.hpp reserve_tcp_port, as the head does) and reports it on a pipe: `port`,
+// for the other ranks. No port is free-then-taken, so parallel tests cannot collide.
 struct rank_process {
   pid_t pid = -1;
+  int port = 0;
   std::string prefix;
-  rank_process(int port, int rank, int world, const std::string& mode, int steps, const std::string& out_prefix,
+  rank_process(int port_, int rank, int world, const std::string& mode, int steps, const std::string& out_prefix,
                double timeout_s = 60, int stall_after = -1)
-      : prefix(out_prefix) {
+      : port(port_), prefix(out_prefix) {
     std::vector<std::string> args = {TROUPE_DP_RANK,        std::to_string(port),    std::to_string(rank),
                                      std::to_string(world), mode,                    std::to_string(steps),
                                      out_prefix,            std::to_string(timeout_s), std::to_string(stall_after)};
@@ -71,8 +57,18 @@ struct rank_process {
     posix_spawn_file_actions_init(&fa);
     const std::string err = out_prefix + ".err";
     posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int report[2] = {-1, -1};  // the child's fd 3: where rank 0 writes the port it reserved
+    if (port == 0 && ::pipe2(report, O_CLOEXEC) == 0) posix_spawn_file_actions_adddup2(&fa, report[1], 3);
     if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) ADD_FAILURE() << "spawn failed";
     posix_spawn_file_actions_destroy(&fa);
+    if (port == 0) {
+      ::close(report[1]);
+      std::string text;
+      char buf[16];
+      for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+      ::close(report[0]);
+      port = text.empty() ? -1 : std::stoi(text);  // nothing: the rank failed first (see err())
+    }
   }
   // The exit code (128 + signal when killed); -1 and the process killed when it has not
   // ended within `deadline` (a hang).
@@ -121,8 +117,8 @@ constexpr int steps = 4;
 // rank, so the microbatch boundaries differ too).
 void two_ranks_equal_one(const std::string& mode) {
   testing::temp_dir dir;
-  const int port = free_port();
-  rank_process r0(port, 0, 2, mode, steps, dir / "r0"), r1(port, 1, 2, mode, steps, dir / "r1");
+  rank_process r0(0, 0, 2, mode, steps, dir / "r0");
+  rank_process r1(r0.port, 1, 2, mode, steps, dir / "r1");
   ASSERT_EQ(r0.wait(), 0) << r0.err();
   ASSERT_EQ(r1.wait(), 0) << r1.err();
   const auto p0 = load_params(dir / "r0.params.pt"), p1 = load_params(dir / "r1.params.pt");
@@ -161,8 +157,8 @@ TEST(data_parallel, two_ranks_equal_one_process_gspo_with_kl) { two_ranks_equal_
 
 TEST(data_parallel, trainer_actors_from_spawn_trainer_rank_on_shards_equal_one_actor_on_the_batch) {
   testing::temp_dir dir;
-  const int port = free_port();
-  rank_process r0(port, 0, 2, "actor", 3, dir / "r0"), r1(port, 1, 2, "actor", 3, dir / "r1");
+  rank_process r0(0, 0, 2, "actor", 3, dir / "r0");
+  rank_process r1(r0.port, 1, 2, "actor", 3, dir / "r1");
   ASSERT_EQ(r0.wait(), 0) << r0.err();
   ASSERT_EQ(r1.wait(), 0) << r1.err();
   const auto p0 = load_params(dir / "r0.params.pt"), p1 = load_params(dir / "r1.params.pt");
@@ -181,8 +177,8 @@ TEST(data_parallel, trainer_actors_from_spawn_trainer_rank_on_shards_equal_one_a
 
 TEST(data_parallel, a_non_finite_loss_on_one_rank_skips_the_step_on_every_rank) {
   testing::temp_dir dir;
-  const int port = free_port();
-  rank_process r0(port, 0, 2, "nan", 2, dir / "r0"), r1(port, 1, 2, "nan", 2, dir / "r1");
+  rank_process r0(0, 0, 2, "nan", 2, dir / "r0");
+  rank_process r1(r0.port, 1, 2, "nan", 2, dir / "r1");
   ASSERT_EQ(r0.wait(), 0) << r0.err();
   ASSERT_EQ(r1.wait(), 0) << r1.err();
   const auto p0 = load_params(dir / "r0.params.pt");
@@ -201,8 +197,8 @@ TEST(data_parallel, a_non_finite_loss_on_one_rank_skips_the_step_on_every_rank) 
 
 TEST(data_parallel, after_a_restore_a_rank_without_the_checkpoint_holds_rank_0s_state) {
   testing::temp_dir dir;
-  const int port = free_port();
-  rank_process r0(port, 0, 2, "restore", 3, dir / "r0"), r1(port, 1, 2, "restore", 3, dir / "r1");
+  rank_process r0(0, 0, 2, "restore", 3, dir / "r0");
+  rank_process r1(r0.port, 1, 2, "restore", 3, dir / "r1");
   ASSERT_EQ(r0.wait(), 0) << r0.err();
   ASSERT_EQ(r1.wait(), 0) << r1.err();
   // Identical weights after one more step means identical weights, AdamW moments and
@@ -215,10 +211,10 @@ TEST(data_parallel, after_a_restore_a_rank_without_the_checkpoint_holds_rank_0s_
 
 TEST(data_parallel, a_killed_rank_makes_the_other_fail_with_the_collective_named) {
   testing::temp_dir dir;
-  const int port = free_port();
   // A timeout far longer than the test waits: the loss must be noticed by the broken
   // connection, not by running out the clock.
-  rank_process r0(port, 0, 2, "token", 6, dir / "r0", 600), r1(port, 1, 2, "token", 6, dir / "r1", 600, 2);
+  rank_process r0(0, 0, 2, "token", 6, dir / "r0", 600);
+  rank_process r1(r0.port, 1, 2, "token", 6, dir / "r1", 600, 2);
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (!std::filesystem::exists(dir / "r1.stalled") && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -234,8 +230,8 @@ TEST(data_parallel, a_killed_rank_makes_the_other_fail_with_the_collective_named
 
 TEST(data_parallel, a_stalled_rank_makes_the_other_fail_after_the_timeout) {
   testing::temp_dir dir;
-  const int port = free_port();
-  rank_process r0(port, 0, 2, "token", 4, dir / "r0", 3), r1(port, 1, 2, "token", 4, dir / "r1", 3, 1);
+  rank_process r0(0, 0, 2, "token", 4, dir / "r0", 3);
+  rank_process r1(r0.port, 1, 2, "token", 4, dir / "r1", 3, 1);
   ASSERT_EQ(r0.wait(std::chrono::seconds(120)), 4) << r0.err();
   const auto err = r0.err();
   EXPECT_NE(err.find("data-parallel rank 0 of 2: the all-reduce of loss normalizers failed"), std::string::npos) << err;

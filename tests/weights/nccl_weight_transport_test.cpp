@@ -23,7 +23,7 @@ bool has_gpu() { return torch::cuda::is_available() && torch::cuda::device_count
 
 nccl_transport_options one_rank(std::int64_t bucket, bool fp8, bool double_buffer) {
   nccl_transport_options o;
-  o.port = free_tcp_port();
+  o.port = reserve_tcp_port();
   o.rank = 0;
   o.world_size = 1;
   o.timeout_s = 60;
@@ -87,7 +87,7 @@ TEST(nccl_weight_transport, bad_options_are_input_errors) {
 // A weight link's end (generator pool and remote generator) over the transport it names.
 TEST(nccl_weight_transport, a_weight_link_opens_the_transport_it_names) {
   weight_link link;
-  link.port = free_tcp_port();
+  link.port = reserve_tcp_port();
   link.timeout_s = 5;
   link.transport = "carrier-pigeon";
   EXPECT_THROW(open_link_end(link, 0, 0), input_error);

@@ -4,59 +4,24 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
-#include <set>
-#include <sstream>
 #include <string>
-#include <vector>
 
 #include "core/error.hpp"
 #include "core/net.hpp"
 #include "weights/gloo_group.hpp"
 #include "weights/tcp_rendezvous.hpp"
+#include "tests/support/listeners.hpp"
 
 namespace troupe {
 namespace {
 
-struct listener {
-  std::string table;  // /proc/net/tcp or /proc/net/tcp6
-  std::string local;  // address:port in /proc's hex form, e.g. 0100007F:1F90
-};
-
-// The TCP sockets this process listens on: the LISTEN rows of /proc/net/tcp{,6} whose
-// inode is one of this process's descriptors.
-std::vector<listener> own_listeners() {
-  std::set<std::string> inodes;
-  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
-    std::error_code ec;
-    const auto target = std::filesystem::read_symlink(e.path(), ec).string();
-    if (!ec && target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
-  }
-  std::vector<listener> out;
-  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
-    std::ifstream in(table);
-    std::string line;
-    std::getline(in, line);  // the header
-    while (std::getline(in, line)) {
-      std::istringstream f(line);
-      std::string sl, local, remote, state, queues, timer, retransmits, uid, timeout, inode;
-      f >> sl >> local >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >> inode;
-      if (state == "0A" && inodes.count(inode)) out.push_back({table, local});
-    }
-  }
-  return out;
-}
-
-bool wildcard(const listener& l) {
-  const auto address = l.local.substr(0, l.local.find(':'));
-  return address.find_first_not_of('0') == std::string::npos;  // 0.0.0.0 or ::
-}
+using testing::listeners_of;
+using testing::wildcard;
 
 TEST(gloo_group, the_rendezvous_and_gloo_listen_on_the_given_address_only) {
-  const int port = free_tcp_port("127.0.0.1");
+  const int port = reserve_tcp_port("127.0.0.1");
   auto group = join_gloo_group("127.0.0.1", port, 0, 1, 30, "test group");
-  const auto listeners = own_listeners();
+  const auto listeners = listeners_of();
   char store_at[32];
   std::snprintf(store_at, sizeof store_at, "0100007F:%04X", port);  // 127.0.0.1:port
   bool store_seen = false;
@@ -68,7 +33,7 @@ TEST(gloo_group, the_rendezvous_and_gloo_listen_on_the_given_address_only) {
 }
 
 TEST(gloo_group, a_port_taken_on_that_address_is_a_system_error_naming_it) {
-  const int port = free_tcp_port("127.0.0.1");
+  const int port = reserve_tcp_port("127.0.0.1");
   auto first = join_tcp_store("127.0.0.1", port, 0, 2, 30, "first");
   try {
     join_tcp_store("127.0.0.1", port, 0, 2, 30, "second");

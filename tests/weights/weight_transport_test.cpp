@@ -119,7 +119,7 @@ TEST(wire_buckets, one_or_two_buffers_move_the_same_buckets_and_run_the_hooks_in
   }
 }
 
-int free_port() { return free_tcp_port(); }
+// This process serves rank 0 of each test's group; the peer process connects.
 
 // The peer process, started with posix_spawn (a fresh process: no fork of this one's
 // torch threads).
@@ -169,7 +169,7 @@ struct buffering {
 
 void send_and_compare(bool fp8, std::int64_t bucket, bool strided = false, buffering buffers = {}) {
   testing::temp_dir dir;
-  const int port = free_port();
+  const int port = reserve_tcp_port();
   peer p(port,
          std::string(fp8 ? "fp8" : "raw") + (strided ? "-strided" : "") + (buffers.receiver_double ? "" : "-single"),
          bucket, 2, dir / "received.txt");
@@ -231,7 +231,7 @@ TEST(gloo_weight_transport, double_and_single_buffering_deliver_identical_bytes_
 
 TEST(gloo_weight_transport, a_receiver_whose_tensors_differ_is_refused_and_the_sender_fails) {
   testing::temp_dir dir;
-  const int port = free_port();
+  const int port = reserve_tcp_port();
   peer p(port, "misfit", 1 << 20, 1, dir / "received.txt");
   gloo_transport_options o;
   o.port = port;

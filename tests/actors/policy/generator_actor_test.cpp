@@ -136,7 +136,7 @@ void weights_over_a_link(bool fp8) {
   caf::actor_system sys{cfg};
   auto tok = std::shared_ptr<const tokenizer>(load_tokenizer_dir(model_dir));
   weight_link link;
-  link.port = free_tcp_port();
+  link.port = reserve_tcp_port();
   link.timeout_s = 30;
   if (fp8) link.fp8 = fp8_weights_config{};
   auto remote = spawn_generator(sys, load_pretrained(model_dir), tok, 0, [link]() -> std::unique_ptr<weight_transport> {
