@@ -138,17 +138,19 @@ class gated_rail : public configured_rail {
 
 TEST_F(guardrail_actors, a_block_answers_at_once_and_cancels_or_abandons_the_slow_rails) {
   std::promise<void> gate;
-  auto guard = std::make_shared<testing::fixed_guard>("no", 3000ms);
+  const auto opened = gate.get_future().share();
+  auto guard = std::make_shared<testing::fixed_guard>("no", opened);
   auto file = build_rails_file(parse_config_text(R"(input:
   - {name: slow_guard, type: self_check, prompt: 'judge {text}', timeout_ms: 60000}
   - {name: words, type: keywords, keywords: [bomb], on_trigger: {action: block, message: 'No.'}}
   - {name: pii, type: pii, on_trigger: mask}
 )", "rails.yaml"), {nullptr, guard});
-  file.input.insert(file.input.begin(), std::make_unique<gated_rail>(gate.get_future().share()));
+  file.input.insert(file.input.begin(), std::make_unique<gated_rail>(opened));
   caf::actor_system sys{cfg};
   auto rails = spawn_guardrail_actor(sys, std::make_shared<const rails_engine>(std::move(file)));
   caf::scoped_actor self{sys};
-  // The gate is still shut: this answer cannot have waited for the sleepy rail.
+  // The gate is still shut: this answer cannot have waited for the sleepy rail or the
+  // guard model.
   const auto r = detailed(self, rails, rail_stage::input, "a bomb for ann@example.com");
   gate.set_value();
   EXPECT_TRUE(r.blocked());
@@ -263,17 +265,19 @@ TEST_F(guardrail_actors, model_rails_ask_the_guard_model_actor_and_apply_fail_cl
   self->send_exit(rails, caf::exit_reason::user_shutdown);
   self->send_exit(model, caf::exit_reason::user_shutdown);
 
-  // A guard model far slower than the rails' timeout: each rail applies its on_failure,
-  // and says which in its verdict.
+  // A guard model slower than the rails' timeout (it answers only once the test has the
+  // verdicts): each rail applies its on_failure, and says which in its verdict.
   g.rails_file = dir.write("slow.yaml", R"(output:
   - {name: closed, type: self_check, prompt: '{text}', timeout_ms: 50, on_failure: fail_closed,
      on_trigger: {action: penalize, weight: 1}}
   - {name: open, type: self_check, prompt: '{text}', timeout_ms: 50, on_failure: fail_open,
      on_trigger: {action: penalize, weight: 1}}
 )");
-  auto slow = spawn_guard_model_actor(sys, nullptr, std::make_shared<testing::fixed_guard>("yes", 1000ms));
+  std::promise<void> late;
+  auto slow = spawn_guard_model_actor(sys, nullptr, std::make_shared<testing::fixed_guard>("yes", late.get_future().share()));
   auto slow_rails = spawn_guardrail_actor(sys, g, slow);
   vs = verdicts(self, slow_rails, "hello");
+  late.set_value();
   EXPECT_EQ(verdict(vs, "closed").action, rail_action::penalize);
   EXPECT_EQ(verdict(vs, "closed").reason, "guard model timed out after 50 ms: fail-closed (triggered)");
   EXPECT_EQ(verdict(vs, "open").action, rail_action::allow);

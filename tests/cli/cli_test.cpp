@@ -762,8 +762,11 @@ TEST(cli, grpo_with_a_rails_file_penalizes_its_triggers_and_reports_each_rails_t
 // Rails that ask a model, in training: a guard-model actor holding a frozen copy of the
 // policy scores completions for the perplexity rail and answers the self-check prompt.
 // The self-check's prompt is long on purpose (about 2000 tokens of prefill for a 1 ms
-// timeout), so that its calls time out and the rail fails closed as configured; the
-// char-level policy cannot spell yes or no, so an answer in time fails closed too.
+// timeout), so that most of its calls time out and the rail fails closed as configured;
+// the char-level policy cannot spell yes or no, so an answer in time fails closed too.
+// How many time out depends on the machine, so only "fail-closed, for one of those two
+// reasons" is asserted; the timeout itself is tested against a guard model held at a
+// gate (guardrail_actors.*, self_check_rail.*).
 TEST(cli, grpo_backs_model_rails_with_a_guard_model_and_applies_their_timeouts) {
   testing::temp_dir dir;
   const std::string example = std::string(TROUPE_SOURCE_DIR) + "/examples/grpo_arithmetic.yaml";
@@ -786,15 +789,16 @@ TEST(cli, grpo_backs_model_rails_with_a_guard_model_and_applies_their_timeouts) 
   const auto judge = store.metrics("rails/judge/trigger_rate");
   ASSERT_EQ(judge.size(), 2u);
   for (const auto& m : judge) EXPECT_EQ(m.value, 1.0) << "fail-closed: every completion triggers";
-  int judged = 0, timed_out = 0, scored = 0;
+  int judged = 0, scored = 0;
   for (const auto& ro : store.rollouts(100)) {
     for (const auto& v : nlohmann::json::parse(ro.verdicts_json)) {
       const std::string reason = v["reason"];
       if (v["rail"] == "judge") {
         ++judged;
         EXPECT_EQ(v["action"], "penalize");
-        EXPECT_NE(reason.find(": fail-closed (triggered)"), std::string::npos) << reason;
-        timed_out += reason == "guard model timed out after 1 ms: fail-closed (triggered)";
+        EXPECT_TRUE(reason == "guard model timed out after 1 ms: fail-closed (triggered)" ||
+                    reason == "guard model gave no yes/no answer: fail-closed (triggered)")
+          << reason;
       } else if (v["rail"] == "ppl") {
         ++scored;
         if (v["action"] == "penalize") {
@@ -806,7 +810,6 @@ TEST(cli, grpo_backs_model_rails_with_a_guard_model_and_applies_their_timeouts) 
   }
   EXPECT_EQ(judged, 32);
   EXPECT_EQ(scored, 32) << "no rail blocks, so every rail judged every completion";
-  EXPECT_GT(timed_out, judged / 2) << "a 2000-token prefill takes far longer than 1 ms";
 
   // fail_open with a timeout the model meets: the char-level model never answers yes or
   // no, so the rail allows every completion and the verdict says why. The guard model is

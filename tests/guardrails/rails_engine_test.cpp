@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <iostream>
 #include <thread>
 
@@ -65,13 +66,15 @@ TEST(rails_engine, sums_penalties_and_logs_without_changing_the_text) {
 }
 
 TEST(rails_engine, a_block_returns_the_first_blocking_rails_message_and_stops_a_slow_guard_model) {
-  auto guard = std::make_shared<testing::fixed_guard>("no", 2000ms);
+  std::promise<void> gate;  // the guard model answers only after the check returned
+  auto guard = std::make_shared<testing::fixed_guard>("no", gate.get_future().share());
   auto e = engine_of(R"(input:
   - {name: slow_guard, type: self_check, prompt: 'judge {text}', timeout_ms: 60000}
   - {name: words, type: keywords, keywords: [bomb], on_trigger: {action: block, message: 'No.'}}
   - {name: pii, type: pii, on_trigger: mask}
 )", {nullptr, guard});
   auto r = e.check(rail_stage::input, "a bomb for ann@example.com");
+  gate.set_value();
   EXPECT_TRUE(r.blocked());
   EXPECT_EQ(r.refusal, "No.");
   EXPECT_EQ(r.text, "a bomb for ann@example.com") << "a blocked check rewrites nothing";
@@ -143,7 +146,8 @@ TEST(self_check_rail, an_answer_that_is_not_yes_or_no_gives_the_configured_failu
 }
 
 TEST(self_check_rail, a_guard_model_past_its_timeout_gives_fail_closed_or_fail_open_and_the_log_says_which) {
-  auto sleepy = std::make_shared<testing::fixed_guard>("no", 400ms);
+  std::promise<void> gate;  // the guard model answers only after both checks returned
+  auto sleepy = std::make_shared<testing::fixed_guard>("no", gate.get_future().share());
   auto closed = engine_of(self_check_yaml(", timeout_ms: 20, on_failure: fail_closed"), {nullptr, sleepy})
                   .check(rail_stage::input, "x");
   EXPECT_TRUE(closed.blocked());
@@ -154,6 +158,7 @@ TEST(self_check_rail, a_guard_model_past_its_timeout_gives_fail_closed_or_fail_o
   EXPECT_EQ(open.action, rail_action::allow);
   EXPECT_TRUE(open.verdicts.empty());
   EXPECT_EQ(open.log[0].note, "guard model timed out after 20 ms: fail-open (allowed)");
+  gate.set_value();
 }
 
 std::string perplexity_yaml(const std::string& extra) {
@@ -184,7 +189,8 @@ TEST(perplexity_rail, prefix_suffix_perplexity_triggers_on_gibberish_affixes_of_
 }
 
 TEST(perplexity_rail, a_slow_scorer_gives_the_configured_failure_result) {
-  auto slow = std::make_shared<testing::constant_scorer>(-1.0, 400ms);
+  std::promise<void> gate;  // the scorer answers only after both checks returned
+  auto slow = std::make_shared<testing::constant_scorer>(-1.0, gate.get_future().share());
   auto open = engine_of(perplexity_yaml(", timeout_ms: 20, on_failure: fail_open"), {slow, nullptr})
                 .check(rail_stage::input, "hello");
   EXPECT_EQ(open.action, rail_action::allow);
@@ -192,6 +198,7 @@ TEST(perplexity_rail, a_slow_scorer_gives_the_configured_failure_result) {
   auto closed = engine_of(perplexity_yaml(", timeout_ms: 20"), {slow, nullptr}).check(rail_stage::input, "hello");
   EXPECT_TRUE(closed.blocked());
   EXPECT_EQ(closed.log[0].note, "scorer timed out after 20 ms: fail-closed (triggered)");
+  gate.set_value();
 }
 
 // --- big input ------------------------------------------------------------------------------
