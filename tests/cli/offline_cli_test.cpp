@@ -218,6 +218,46 @@ TEST(offline_cli, a_full_disk_fails_the_run_cleanly_and_its_last_checkpoint_resu
   EXPECT_EQ(store.checkpoints().back().path, "checkpoints/step_000030");
 }
 
+// A checkpoint folder that turns read-only mid-run (a read-only bind mount over it, in a
+// mount namespace of its own): the next checkpoint fails the run with the reason and
+// the run is recorded as failed; the checkpoint before it resumes once the folder is
+// writable again. The folder turns read-only while the run is stopped (SIGSTOP) after
+// step 21, 19 steps before its next checkpoint, so the order does not depend on speed.
+TEST(offline_cli, a_checkpoint_folder_that_turns_read_only_fails_the_run_and_the_last_checkpoint_resumes) {
+  testing::temp_dir dir;
+  const std::string work = dir / "work", saved = dir / "saved";
+  fs::create_directories(work);
+  const std::string cfg = "'" + examples_dir + "sft_arithmetic.yaml' sft.steps=40 sft.checkpoint_every=20 "
+                          "sft.eval_every=0 system.progress=log";
+  const int rc = testing::run_with_private_tmpfs(work, /*read_only=*/false, 64 << 20, [&] {
+    const std::string ckpts = "runs/ro/checkpoints";
+    const std::string cmd =
+      "cd '" + work + "' && { '" TROUPE_BINARY "' run " + cfg + " run.name=ro 2>&1 & echo $! >pid; wait $!; echo $? >'" +
+      (dir / "code.txt") + "'; } | tee '" + (dir / "out.txt") + "' | { grep -m1 -q '^sft 21/40' && kill -STOP $(cat pid) && " +
+      "mount --bind " + ckpts + " " + ckpts + " && mount -o remount,bind,ro " + ckpts + " && kill -CONT $(cat pid); " +
+      "cat >/dev/null; }; umount " + ckpts + "; cp -a runs '" + saved + "'";
+    return std::system(cmd.c_str()) == 0 ? 0 : 3;
+  });
+  ASSERT_EQ(rc, 0) << "77: no mount namespaces here";
+  const std::string out = slurp(dir / "out.txt");
+  ASSERT_EQ(slurp(dir / "code.txt"), "1\n") << out;
+  EXPECT_NE(out.find("checkpoint '" + work + "/runs/ro/checkpoints/step_000040': cannot create"), std::string::npos)
+    << out;
+  EXPECT_NE(out.find("Read-only file system"), std::string::npos) << out;
+  {
+    auto store = run_store::open(saved + "/ro/store.sqlite", store_mode::read_only);
+    EXPECT_EQ(store.info().status, "failed");
+    ASSERT_EQ(store.checkpoints().size(), 1u);
+    EXPECT_EQ(store.checkpoints().back().path, "checkpoints/step_000020");
+  }
+  auto r = troupe(dir, "run --resume saved/ro");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("from checkpoint checkpoints/step_000020"), std::string::npos) << r.out;
+  auto store = run_store::open(saved + "/ro/store.sqlite", store_mode::read_only);
+  EXPECT_EQ(store.info().status, "finished");
+  EXPECT_EQ(store.metrics("sft/loss").size(), 40u);
+}
+
 // Every metric but wall-clock figures (time/*, */tokens_per_s), keyed by name, in step
 // order.
 std::map<std::string, std::vector<std::pair<std::int64_t, double>>> numbers(const run_store& s) {
