@@ -29,6 +29,8 @@ section) and runs the actors it asks for, until the head ends the run.
   --key FILE          connection is TLS and the head must present a certificate
   --ca FILE           signed by the CA in --ca (`troupe cluster certs DIR`)
   --passphrase TEXT   of an encrypted --key (or TROUPE_TLS_PASSPHRASE)
+  --head-name NAME    with TLS: the name the head's certificate must be issued for
+                      (default: head, as `troupe cluster certs --head` names it)
   --secret-file FILE  without TLS: the head's join secret (default: the file the head
                       writes, readable by its user only, in
                       ${XDG_RUNTIME_DIR:-~/.cache}/troupe/cluster/port-PORT.secret)
@@ -90,6 +92,7 @@ int cmd_worker(const args& a) {
     else if (x == "--key") opts.tls.key = value_of(a, i, "worker");
     else if (x == "--ca") opts.tls.cafile = value_of(a, i, "worker");
     else if (x == "--passphrase") opts.tls.passphrase = value_of(a, i, "worker");
+    else if (x == "--head-name") opts.head_name = value_of(a, i, "worker");
     else if (x == "--secret-file") opts.secret_file = value_of(a, i, "worker");
     else if (x == "--timeout") opts.join_timeout_s = parse_seconds(value_of(a, i, "worker"), "--timeout");
     else if (x == "--plugin") plugins.push_back(value_of(a, i, "worker"));

@@ -538,6 +538,8 @@ int run_worker(caf::actor_system& sys, const worker_options& opts) {
   if (opts.tls.enabled()) {
     check_tls_files(opts.tls, "--");
     install_tls(sys, opts.tls);
+    if (opts.head_name.empty()) throw input_error("worker --head-name: must not be empty");
+    expect_tls_server_name(opts.head_port, opts.head_name);
   } else if (!is_loopback_host(opts.head_host)) {
     throw input_error("worker --join: '" + head_at +
                       "' is not a loopback address; a head on another host is reached with TLS only: give --cert, "
@@ -555,6 +557,10 @@ int run_worker(caf::actor_system& sys, const worker_options& opts) {
       head = std::move(*r);
       break;
     }
+    // A head that is not the one named is not a head that is not up yet: no retries.
+    if (auto wrong = opts.tls.enabled() ? tls_server_name_refusal(opts.head_port) : std::nullopt)
+      throw input_error("worker '" + opts.name + "': refused the head at " + head_at + ": " + *wrong +
+                        " (--head-name names the head's certificate)");
     std::string why = sys.render(r.error());
     // With TLS 1.3 a client learns that the head refused its certificate only as a
     // connection closed in CAF's handshake.

@@ -145,6 +145,9 @@ struct worker_options {
   std::uint16_t head_port = 0;
   std::string name;
   tls_options tls;
+  // With TLS: the common name the head's certificate must carry (`troupe cluster certs
+  // --head NAME` issues it).
+  std::string head_name = "head";
   double join_timeout_s = 60;  // keep retrying the head this long
   // Without TLS: where the head's join secret is; empty: cluster_secret_path(head_port),
   // where a head of the same user on this machine writes it.

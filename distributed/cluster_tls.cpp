@@ -127,6 +127,14 @@ void report(SSL* ssl, const std::string& what) {
   for (const auto& [id, sink] : sinks()) sink(line);
 }
 
+// A certificate's common name; "" when it has none.
+std::string common_name(X509* cert) {
+  char cn[256] = {0};
+  if (cert == nullptr || X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) <= 0)
+    return "";
+  return cn;
+}
+
 // --- verified peer names -------------------------------------------------------------
 
 // "host|port" of each accepted peer whose certificate verified -> its CN. A new
@@ -148,8 +156,8 @@ std::string peer_key(std::string host, std::uint16_t port) {
 void remember_peer_name(SSL* ssl) {
   X509* cert = SSL_get0_peer_certificate(ssl);
   if (cert == nullptr || SSL_get_verify_result(ssl) != X509_V_OK) return;
-  char cn[256] = {0};
-  if (X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof(cn)) <= 0) return;
+  const std::string cn = common_name(cert);
+  if (cn.empty()) return;
   const std::string where = peer_of(ssl);  // "host:port"; the host may hold colons (IPv6)
   const auto colon = where.rfind(':');
   if (colon == std::string::npos) return;
@@ -160,11 +168,52 @@ void remember_peer_name(SSL* ssl) {
   peer_names()[peer_key(host, port)] = cn;
 }
 
-// Observes OpenSSL's verdict on each certificate of the peer's chain; never changes it.
+// --- expected server names ------------------------------------------------------------
+
+std::mutex server_names_mutex;
+struct server_name_state {
+  std::map<std::uint16_t, std::string> expected;  // port -> CN the server must present
+  std::map<std::uint16_t, std::string> refused;   // port -> why the last one was refused
+};
+server_name_state& server_names() {
+  static server_name_state s;
+  return s;
+}
+
+// A chain that verified, seen from our side of an outgoing connection: at the leaf
+// (depth 0), the server's name must be the one expected for its port. 1 accepts.
+int check_server_name(SSL* ssl, X509_STORE_CTX* ctx) {
+  if (SSL_is_server(ssl) || X509_STORE_CTX_get_error_depth(ctx) != 0) return 1;
+  const std::string where = peer_of(ssl);
+  const auto colon = where.rfind(':');
+  if (colon == std::string::npos) return 1;
+  const auto port = static_cast<std::uint16_t>(std::strtoul(where.c_str() + colon + 1, nullptr, 10));
+  std::string expected;
+  {
+    std::lock_guard<std::mutex> lock(server_names_mutex);
+    const auto it = server_names().expected.find(port);
+    if (it == server_names().expected.end()) return 1;
+    expected = it->second;
+  }
+  const std::string cn = common_name(X509_STORE_CTX_get_current_cert(ctx));
+  if (cn == expected) return 1;
+  const std::string why = "the head's certificate was issued for '" + cn + "', not '" + expected + "'";
+  {
+    std::lock_guard<std::mutex> lock(server_names_mutex);
+    server_names().refused[port] = why;
+  }
+  X509_STORE_CTX_set_error(ctx, X509_V_ERR_HOSTNAME_MISMATCH);
+  report(ssl, why);
+  return 0;
+}
+
+// Observes OpenSSL's verdict on each certificate of the peer's chain and never turns a
+// refusal into an acceptance; of a chain that verified, it refuses a server that is not
+// the expected one (check_server_name).
 int observe_verify(int preverify_ok, X509_STORE_CTX* ctx) {
-  if (preverify_ok == 1) return preverify_ok;
   auto* ssl = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(ctx, SSL_get_ex_data_X509_STORE_CTX_idx()));
   if (ssl == nullptr) return preverify_ok;
+  if (preverify_ok == 1) return check_server_name(ssl, ctx);
   std::string subject = "?";
   // The peer's own certificate (the chain's leaf), whichever link failed.
   if (X509* cert = X509_STORE_CTX_get0_cert(ctx)) {
@@ -269,6 +318,22 @@ std::optional<std::string> tls_peer_name(const std::string& host, std::uint16_t 
   std::lock_guard<std::mutex> lock(names_mutex);
   const auto it = peer_names().find(peer_key(host, port));
   if (it == peer_names().end()) return std::nullopt;
+  return it->second;
+}
+
+void expect_tls_server_name(std::uint16_t port, const std::string& name) {
+  std::lock_guard<std::mutex> lock(server_names_mutex);
+  server_names().refused.erase(port);
+  if (name.empty())
+    server_names().expected.erase(port);
+  else
+    server_names().expected[port] = name;
+}
+
+std::optional<std::string> tls_server_name_refusal(std::uint16_t port) {
+  std::lock_guard<std::mutex> lock(server_names_mutex);
+  const auto it = server_names().refused.find(port);
+  if (it == server_names().refused.end()) return std::nullopt;
   return it->second;
 }
 

@@ -8,8 +8,10 @@
 //     throw inside the middleman's thread, which ends the process; check_tls_files()
 //     turns every such problem into an input_error naming the config key first.
 //   - say why a peer was refused. caf_openssl drops a failed handshake silently. This
-//     file wraps OpenSSL's SSL_CTX_set_verify (to add a verify callback that only
-//     observes: it returns OpenSSL's own verdict unchanged) and the handshake-driving
+//     file wraps OpenSSL's SSL_CTX_set_verify (to add a verify callback that observes
+//     OpenSSL's verdict, and never turns a refusal into an acceptance; it refuses on its
+//     own only a server whose name is not the expected one, see
+//     expect_tls_server_name) and the handshake-driving
 //     calls (SSL_read, SSL_write, SSL_accept, SSL_connect: a failure before the
 //     handshake finished), so each refusal becomes one stderr line and a call to every
 //     registered refusal sink. The wrappers are found by the dynamic linker before
@@ -54,6 +56,18 @@ void remove_tls_refusal_sink(int id);
 // such handshake from there is known. The head holds a joining worker to the name its
 // certificate was issued for with it.
 std::optional<std::string> tls_peer_name(const std::string& host, std::uint16_t port);
+
+// Outgoing TLS connections to `port` (a worker's, to its head) must present a
+// certificate whose common name is `name`, on top of the CA's signature and the server
+// role that OpenSSL checks; otherwise the verify callback fails the handshake. So a CA
+// that issued several head certificates (several clusters) cannot have one head pose
+// as another. Only connections to that port are checked: another OpenSSL client in the
+// process is left alone. An empty name removes the check.
+void expect_tls_server_name(std::uint16_t port, const std::string& name);
+
+// Why the last outgoing handshake to `port` was refused for its name ("the head's
+// certificate was issued for 'x', not 'head'"), or nullopt.
+std::optional<std::string> tls_server_name_refusal(std::uint16_t port);
 
 // `troupe cluster certs DIR --nodes a,b`: a CA (ca.crt, ca.key) and, for each node, a
 // certificate signed by it (NODE.crt, NODE.key), EC P-256, valid `days`. The node named

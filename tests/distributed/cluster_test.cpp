@@ -634,6 +634,44 @@ TEST(cluster_tls, a_worker_certificate_cannot_serve_as_the_head) {
   EXPECT_EQ(real.head->wait_for({"w2"}).size(), 1u);
 }
 
+// One CA may issue several head certificates (one per cluster): a worker checks that the
+// head's is issued for the name it expects (--head-name, default "head"), and refuses
+// another head at once, saying whose certificate it saw.
+TEST(cluster_tls, a_worker_refuses_a_head_certificate_issued_for_another_name) {
+  testing::temp_dir dir;
+  const std::string certs = dir / "certs";
+  write_cluster_certs(certs, {"head", "w2"});
+  write_cluster_certs(certs, {"lab-head"}, 825, "lab-head");  // the same CA, another head
+  auto c = loopback(3);
+  c.tls = {certs + "/lab-head.crt", certs + "/lab-head.key", certs + "/ca.crt", ""};
+  rig r(c);
+  auto o = joining(*r.head, "w2");
+  o.tls = {certs + "/w2.crt", certs + "/w2.key", certs + "/ca.crt", ""};
+  o.join_timeout_s = 60;  // refused at once, not after retrying until this
+  ::testing::internal::CaptureStderr();
+  auto& w = r.add(o);
+  // Waiting on the head (3 s), not on the worker: one that got in would serve until the
+  // head ends, so joining its thread here would hang.
+  EXPECT_ANY_THROW(r.head->wait_for({"w2"})) << "the worker joined a head of another name";
+  if (!r.head->workers().empty()) {
+    ::testing::internal::GetCapturedStderr();
+    return;
+  }
+  w.join();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(w.code, -2);
+  EXPECT_NE(w.error.find("refused the head at 127.0.0.1:" + std::to_string(r.head->port()) +
+                         ": the head's certificate was issued for 'lab-head', not 'head'"),
+            std::string::npos)
+    << w.error;
+  EXPECT_NE(err.find("failed: the head's certificate was issued for 'lab-head', not 'head'"), std::string::npos) << err;
+
+  // Named, the same worker joins that head.
+  o.head_name = "lab-head";
+  r.add(o);
+  EXPECT_EQ(r.head->wait_for({"w2"}).size(), 1u);
+}
+
 TEST(cluster_tls, a_troupe_worker_process_that_trusts_another_ca_refuses_the_head_and_both_sides_log_it) {
   testing::temp_dir dir;
   const std::string certs = dir / "certs", other = dir / "other";
