@@ -32,7 +32,7 @@ fi
 # clang, the external-environment tests cppzmq and the reference server's Python
 # modules). setup.sh installs those, so here each group must be in the suite.
 listed=$(ctest --test-dir "$TROUPE_BUILD" -N)
-for group in 'fuzz\.' 'external_env_test\.' 'env_protocol\.'; do
+for group in 'fuzz\.' 'external_env_test\.' 'env_protocol\.' 'chaos\.'; do
   if ! grep -Eq "Test +#[0-9]+: $group" <<<"$listed"; then
     echo "[test] FAILED: no tests matching '$group' in the suite (did setup install clang, cppzmq, python3-zmq?)" >&2
     status=1
