@@ -50,9 +50,9 @@ if [ "$mode" = fixed ]; then
   steps=48 env_down=5  # longer than the env's timeout_ms: episodes fail meanwhile
   schedule=(6:gen 10:env 20:rank 30:head)
 else
-  # About two GRPO steps a second on 2 cores, less with the kills: long enough that the
-  # kills stop (after M minutes) before the run ends.
-  steps=$((minutes * 120)) env_down=4
+  # About 2.7 GRPO steps a second on 2 cores, fewer with the kills: 200 a minute is
+  # long enough that the kills stop (after M minutes) before the run ends.
+  steps=$((minutes * 200)) env_down=4
   sizes="grpo.steps=$steps"
   schedule=()
 fi

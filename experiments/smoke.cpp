@@ -96,7 +96,7 @@ void end_step(coordinator_actor* self) {
         run_step(self);
       },
       [self](caf::error& err) {
-        self->state.done.deliver(make_error(errc::system_failure, "store: " + render(err)));
+        self->state.done.deliver(make_error(errc::system_failure, "store: " + error_message(err)));
         self->quit();
       });
 }

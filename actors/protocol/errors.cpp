@@ -58,4 +58,11 @@ std::string render(const caf::error& err) {
   return out;
 }
 
+std::string error_message(const caf::error& err) {
+  const auto& ctx = err.context();
+  if (err && err.category() == errc_category && ctx.size() == 1 && ctx.match_element<std::string>(0))
+    return ctx.get_as<std::string>(0);
+  return render(err);
+}
+
 }  // namespace troupe

@@ -43,4 +43,8 @@ void convert_exceptions(caf::scheduled_actor* self);
 // Renders a caf::error of any category as one line, with its context.
 std::string render(const caf::error& err);
 
+// What a troupe error says (its context text alone), for wrapping it in another
+// error without repeating "troupe: system_failure (...)"; render() for any other error.
+std::string error_message(const caf::error& err);
+
 }  // namespace troupe

@@ -195,6 +195,7 @@ TEST(cli, a_store_that_fills_the_disk_fails_the_run_and_stays_readable) {
   const std::string out = slurp(dir / "out.txt");
   EXPECT_EQ(slurp(dir / "code.txt"), "1\n") << out;
   EXPECT_NE(out.find("database or disk is full"), std::string::npos) << out;
+  EXPECT_NE(out.find("(store: run store: "), std::string::npos) << "said once, not nested twice: " << out;
   EXPECT_NE(out.find("run failed: runs/s"), std::string::npos) << out;
   auto store = run_store::open(saved + "/s/store.sqlite", store_mode::read_only);
   const auto steps = store.metrics("smoke/requests").size();
