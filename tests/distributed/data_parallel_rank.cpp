@@ -10,7 +10,7 @@
 // other weights), rank 0 loads the checkpoint, both sync_replicas, one more step.
 // MODE "nan" is "token" with NaN advantages on rank 1 in step 1. MODE "actor" runs STEPS updates through a trainer actor from spawn_trainer_rank
 // (data_parallel_actor_run.hpp) instead.
-// STALL_AFTER >= 0: before that step, write OUT_PREFIX.stalled and sleep (a rank that
+// STALL_AFTER >= 0: before that step, write "stalled" on fd 3 and sleep (a rank that
 // stops answering). Exit 0; 4 for system_error (message on stderr); 3 input_error; 1.
 #include <unistd.h>
 
@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
       trainer t(dp_model(torch::kFloat64, 1 + static_cast<std::uint64_t>(o.rank)), dp_trainer_config(2), kl, group);
       for (std::int64_t s = 0; s < steps; ++s) {
         if (s == stall_after) {
-          std::ofstream(out + ".stalled") << s << "\n";
-          ::sleep(600);
+          if (::write(3, "stalled\n", 8) != 8) return 1;  // to the test
+          ::sleep(600);  // the stall itself: a rank that stops answering
         }
         r = dp_step(t, loss, s, begin, end, mode == "nan" && o.rank == 1 && s == 1);
       }

@@ -37,12 +37,16 @@ std::string read_text(const std::string& path) {
 }
 
 // One rank process (posix_spawn: a fresh process, no fork of this one's torch
-// threads), its stderr in OUT_PREFIX.err. Rank 0 started with port 0 reserves its own
-// (core/net.hpp reserve_tcp_port, as the head does) and reports it on a pipe: `port`,
-// for the other ranks. No port is free-then-taken, so parallel tests cannot collide.
+// threads), its stderr in OUT_PREFIX.err. Its fd 3 is a pipe to the test, on which it
+// reports:
+//   - the port it reserved, when it is rank 0 started with port 0 (core/net.hpp
+//     reserve_tcp_port, as the head does): `port`, for the other ranks. No port is
+//     free-then-taken, so parallel tests cannot collide;
+//   - "stalled" when it stops answering (STALL_AFTER): wait_until_stalled().
 struct rank_process {
   pid_t pid = -1;
   int port = 0;
+  int report = -1;  // the read end of the child's fd 3
   std::string prefix;
   rank_process(int port_, int rank, int world, const std::string& mode, int steps, const std::string& out_prefix,
                double timeout_s = 60, int stall_after = -1)
@@ -57,19 +61,30 @@ struct rank_process {
     posix_spawn_file_actions_init(&fa);
     const std::string err = out_prefix + ".err";
     posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int report[2] = {-1, -1};  // the child's fd 3: where rank 0 writes the port it reserved
-    if (port == 0 && ::pipe2(report, O_CLOEXEC) == 0) posix_spawn_file_actions_adddup2(&fa, report[1], 3);
+    int ends[2] = {-1, -1};
+    if (::pipe2(ends, O_CLOEXEC) == 0) posix_spawn_file_actions_adddup2(&fa, ends[1], 3);
     if (::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) != 0) ADD_FAILURE() << "spawn failed";
     posix_spawn_file_actions_destroy(&fa);
-    if (port == 0) {
-      ::close(report[1]);
-      std::string text;
-      char buf[16];
-      for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
-      ::close(report[0]);
+    ::close(ends[1]);
+    report = ends[0];
+    if (port == 0) {  // rank 0 writes its port and closes the pipe
+      const auto text = read_report("");
       port = text.empty() ? -1 : std::stoi(text);  // nothing: the rank failed first (see err())
     }
   }
+  ~rank_process() {
+    if (report >= 0) ::close(report);
+  }
+  // What the rank reports, until it contains `until` (empty: until the rank closes its end).
+  std::string read_report(const std::string& until) {
+    std::string text;
+    char buf[64];
+    for (ssize_t n; (until.empty() || text.find(until) == std::string::npos) && (n = ::read(report, buf, sizeof buf)) > 0;)
+      text.append(buf, static_cast<std::size_t>(n));
+    return text;
+  }
+  // Blocks until the rank reports that it stalled; false when it ended first.
+  bool wait_until_stalled() { return read_report("stalled").find("stalled") != std::string::npos; }
   // The exit code (128 + signal when killed); -1 and the process killed when it has not
   // ended within `deadline` (a hang).
   int wait(std::chrono::seconds deadline = std::chrono::seconds(240)) {
@@ -215,11 +230,9 @@ TEST(data_parallel, a_killed_rank_makes_the_other_fail_with_the_collective_named
   // connection, not by running out the clock.
   rank_process r0(0, 0, 2, "token", 6, dir / "r0", 600);
   rank_process r1(r0.port, 1, 2, "token", 6, dir / "r1", 600, 2);
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!std::filesystem::exists(dir / "r1.stalled") && std::chrono::steady_clock::now() < until)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(std::filesystem::exists(dir / "r1.stalled")) << r1.err();
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // rank 0 is now waiting in step 2
+  ASSERT_TRUE(r1.wait_until_stalled()) << r1.err();
+  // Rank 1 finished step 1, so rank 0 has passed step 1's collectives too; whether it is
+  // already waiting in step 2's first one or gets there after the kill, that one fails.
   ::kill(r1.pid, SIGKILL);
   EXPECT_EQ(r1.wait(), 128 + SIGKILL);
   ASSERT_EQ(r0.wait(std::chrono::seconds(120)), 4) << r0.err();
