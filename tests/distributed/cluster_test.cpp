@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -96,6 +97,29 @@ worker_options joining(const cluster_head& head, const std::string& name) {
   o.name = name;
   o.join_timeout_s = 10;
   return o;
+}
+
+// How a worker that must not get in ended: its code and error, and what this process
+// wrote to stderr meanwhile (both sides' refusal lines).
+struct refused_worker {
+  int code = -1;
+  std::string error;
+  std::string err;
+};
+
+// Starts the worker `o` and waits on the head (for its join timeout), not on the worker:
+// one that got in would serve until the head ends, so joining its thread would hang.
+// nullopt, and a test failure saying `joined`, when it got in.
+std::optional<refused_worker> expect_refused(rig& r, const worker_options& o, const std::string& joined) {
+  ::testing::internal::CaptureStderr();
+  auto& w = r.add(o);
+  EXPECT_ANY_THROW(r.head->wait_for({o.name})) << joined;
+  if (!r.head->workers().empty()) {
+    ::testing::internal::GetCapturedStderr();
+    return std::nullopt;
+  }
+  w.join();
+  return refused_worker{w.code, w.error, ::testing::internal::GetCapturedStderr()};
 }
 
 cluster_config loopback(double join_timeout_s = 20) {
@@ -539,21 +563,12 @@ TEST(cluster_tls, a_worker_joining_under_another_name_than_its_certificates_is_r
   auto& head = *r.head;
   auto o = joining(head, "w2");
   o.tls = {certs + "/w1.crt", certs + "/w1.key", certs + "/ca.crt", ""};
-  ::testing::internal::CaptureStderr();
-  auto& impostor = r.add(o);
-  // Waiting on the head, not on the impostor: one that got in would serve until the
-  // head ends (the rig's destructor), so joining its thread here would hang.
-  EXPECT_ANY_THROW(head.wait_for({"w2"})) << "the impostor joined";
-  if (!head.workers().empty()) {
-    ::testing::internal::GetCapturedStderr();
-    return;
-  }
-  impostor.join();
-  const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(impostor.code, -2);
-  EXPECT_NE(impostor.error.find("refused worker 'w2' from 127.0.0.1:"), std::string::npos) << impostor.error;
-  EXPECT_NE(impostor.error.find("its certificate was issued for 'w1'"), std::string::npos) << impostor.error;
-  EXPECT_NE(err.find("refused worker 'w2'"), std::string::npos) << "the head logs it: " << err;
+  const auto impostor = expect_refused(r, o, "the impostor joined");
+  if (!impostor) return;
+  EXPECT_EQ(impostor->code, -2);
+  EXPECT_NE(impostor->error.find("refused worker 'w2' from 127.0.0.1:"), std::string::npos) << impostor->error;
+  EXPECT_NE(impostor->error.find("its certificate was issued for 'w1'"), std::string::npos) << impostor->error;
+  EXPECT_NE(impostor->err.find("refused worker 'w2'"), std::string::npos) << "the head logs it: " << impostor->err;
   EXPECT_TRUE(head.workers().empty());
 
   auto rightful = joining(head, "w2");
@@ -610,19 +625,10 @@ TEST(cluster_tls, a_worker_certificate_cannot_serve_as_the_head) {
   auto o = joining(*r.head, "w2");
   o.tls = {certs + "/w2.crt", certs + "/w2.key", certs + "/ca.crt", ""};
   o.join_timeout_s = 2;
-  ::testing::internal::CaptureStderr();
-  auto& w = r.add(o);
-  // Waiting on the head, not on the worker: one that got in would serve until the head
-  // ends (the rig's destructor), so joining its thread here would hang.
-  EXPECT_ANY_THROW(r.head->wait_for({"w2"})) << "the worker joined a head with a worker's certificate";
-  if (!r.head->workers().empty()) {
-    ::testing::internal::GetCapturedStderr();
-    return;
-  }
-  w.join();
-  ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(w.code, -2);
-  EXPECT_NE(w.error.find("cannot reach the head"), std::string::npos) << w.error;
+  const auto w = expect_refused(r, o, "the worker joined a head with a worker's certificate");
+  if (!w) return;
+  EXPECT_EQ(w->code, -2);
+  EXPECT_NE(w->error.find("cannot reach the head"), std::string::npos) << w->error;
 
   // The same worker joins the real head.
   auto h = loopback(3);
@@ -648,23 +654,15 @@ TEST(cluster_tls, a_worker_refuses_a_head_certificate_issued_for_another_name) {
   auto o = joining(*r.head, "w2");
   o.tls = {certs + "/w2.crt", certs + "/w2.key", certs + "/ca.crt", ""};
   o.join_timeout_s = 60;  // refused at once, not after retrying until this
-  ::testing::internal::CaptureStderr();
-  auto& w = r.add(o);
-  // Waiting on the head (3 s), not on the worker: one that got in would serve until the
-  // head ends, so joining its thread here would hang.
-  EXPECT_ANY_THROW(r.head->wait_for({"w2"})) << "the worker joined a head of another name";
-  if (!r.head->workers().empty()) {
-    ::testing::internal::GetCapturedStderr();
-    return;
-  }
-  w.join();
-  const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_EQ(w.code, -2);
-  EXPECT_NE(w.error.find("refused the head at 127.0.0.1:" + std::to_string(r.head->port()) +
-                         ": the head's certificate was issued for 'lab-head', not 'head'"),
+  const auto w = expect_refused(r, o, "the worker joined a head of another name");
+  if (!w) return;
+  EXPECT_EQ(w->code, -2);
+  EXPECT_NE(w->error.find("refused the head at 127.0.0.1:" + std::to_string(r.head->port()) +
+                          ": the head's certificate was issued for 'lab-head', not 'head'"),
             std::string::npos)
-    << w.error;
-  EXPECT_NE(err.find("failed: the head's certificate was issued for 'lab-head', not 'head'"), std::string::npos) << err;
+    << w->error;
+  EXPECT_NE(w->err.find("failed: the head's certificate was issued for 'lab-head', not 'head'"), std::string::npos)
+    << w->err;
 
   // Named, the same worker joins that head.
   o.head_name = "lab-head";
